@@ -1,0 +1,190 @@
+//! Passwords the Flask-Security-Too way: NFKD, HMAC-SHA512 pre-hash, bcrypt.
+//!
+//! All hashing goes through [`Hasher`], which runs bcrypt on the blocking
+//! thread pool behind a bounded number of slots. When every slot stays busy
+//! past the admission timeout the caller gets [`HashError::Busy`] (a 503 with
+//! Retry-After) instead of joining an unbounded queue.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha512;
+use tokio::sync::Semaphore;
+use unicode_normalization::UnicodeNormalization;
+
+/// Shortest password accepted at register and change (characters, after NFKD).
+pub const MIN_LENGTH: usize = 8;
+/// Longest password accepted anywhere (characters, after NFKD). Longer ones
+/// fail before any hashing: no account can have one.
+pub const MAX_LENGTH: usize = 128;
+/// bcrypt reads at most 72 bytes; FS feeds it the first 72 of the 88-char pre-hash.
+const BCRYPT_INPUT_LEN: usize = 72;
+
+/// NFKD-normalises a password, as FS does before hashing or length checks.
+pub fn normalize(password: &str) -> String {
+    password.nfkd().collect()
+}
+
+/// Length of a normalised password in characters, as FS counts it.
+pub fn char_len(normalized: &str) -> usize {
+    normalized.chars().count()
+}
+
+/// FS pre-hash: `base64(HMAC-SHA512(key = password_salt, msg = password))`.
+pub fn prehash(salt: &SecretString, normalized: &str) -> String {
+    let mut mac = <Hmac<Sha512> as KeyInit>::new_from_slice(salt.expose_secret().as_bytes())
+        .expect("HMAC takes any key length");
+    mac.update(normalized.as_bytes());
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
+fn bcrypt_input(prehashed: &str) -> &[u8] {
+    let bytes = prehashed.as_bytes();
+    &bytes[..bytes.len().min(BCRYPT_INPUT_LEN)]
+}
+
+/// Why a hash could not be computed or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// Every hashing slot stayed busy past the admission timeout.
+    #[error("all password hashing slots are busy")]
+    Busy,
+    /// bcrypt itself failed (bad cost, or a blocking task died).
+    #[error("password hashing failed: {0}")]
+    Internal(String),
+}
+
+/// The bounded password hashing service, shared as Rocket state.
+pub struct Hasher {
+    salt: SecretString,
+    cost: u32,
+    slots: Arc<Semaphore>,
+    admission: Duration,
+    /// A hash of a random password at the configured cost: unknown users are
+    /// checked against it so that they cost exactly one hash, like known ones.
+    dummy: String,
+    count: AtomicU64,
+}
+
+impl Hasher {
+    /// Builds the service; computes the dummy hash once (one bcrypt run).
+    pub fn new(
+        salt: SecretString,
+        cost: u32,
+        slots: usize,
+        admission: Duration,
+    ) -> Result<Self, HashError> {
+        let mut random = [0u8; 32];
+        getrandom::fill(&mut random).map_err(|e| HashError::Internal(e.to_string()))?;
+        let dummy = bcrypt::hash(STANDARD.encode(random), cost)
+            .map_err(|e| HashError::Internal(e.to_string()))?;
+        Ok(Hasher {
+            salt,
+            cost,
+            slots: Arc::new(Semaphore::new(slots.max(1))),
+            admission,
+            dummy,
+            count: AtomicU64::new(0),
+        })
+    }
+
+    /// How many bcrypt computations this service has run (hash or verify).
+    /// Tests use it to prove "exactly one hash per attempt".
+    pub fn hash_count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Runs `job` on the blocking pool once a slot is free.
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> Result<T, HashError> + Send + 'static,
+    ) -> Result<T, HashError> {
+        let permit = tokio::time::timeout(self.admission, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| HashError::Busy)?
+            .map_err(|_| HashError::Busy)?;
+        self.count.fetch_add(1, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            job()
+        })
+        .await
+        .map_err(|e| HashError::Internal(e.to_string()))?
+    }
+
+    /// Hashes a normalised password for storage (`$2b$`, configured cost).
+    pub async fn hash(&self, normalized: &str) -> Result<String, HashError> {
+        let pre = prehash(&self.salt, normalized);
+        let cost = self.cost;
+        self.run(move || {
+            bcrypt::hash(bcrypt_input(&pre), cost).map_err(|e| HashError::Internal(e.to_string()))
+        })
+        .await
+    }
+
+    /// Checks a normalised password against a stored hash. `None` (unknown
+    /// user, or a user without a password) checks against the dummy hash and
+    /// answers false, at the same cost as a real check.
+    pub async fn verify(&self, normalized: &str, stored: Option<&str>) -> Result<bool, HashError> {
+        let pre = prehash(&self.salt, normalized);
+        let (hash, real) = match stored {
+            Some(h) if is_bcrypt(h) => (h.to_owned(), true),
+            _ => (self.dummy.clone(), false),
+        };
+        let matched = self
+            .run(move || Ok(bcrypt::verify(bcrypt_input(&pre), &hash).unwrap_or(false)))
+            .await?;
+        Ok(real && matched)
+    }
+}
+
+/// Stored hash formats we can verify: bcrypt `$2a$`, `$2b$`, `$2y$`.
+fn is_bcrypt(hash: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nfkd_and_length() {
+        // U+FB01 (ﬁ ligature) decomposes to "fi" under NFKD.
+        assert_eq!(normalize("\u{FB01}"), "fi");
+        assert_eq!(char_len(&normalize("é")), 2); // e + combining acute
+    }
+
+    #[test]
+    fn bcrypt_input_is_first_72_bytes() {
+        let pre = prehash(&SecretString::from("really super secret"), "password");
+        assert_eq!(pre.len(), 88);
+        assert_eq!(bcrypt_input(&pre).len(), 72);
+    }
+
+    #[tokio::test]
+    async fn dummy_verify_is_false_and_counted() {
+        let h = Hasher::new(SecretString::from("s"), 4, 2, Duration::from_secs(5)).unwrap();
+        assert!(!h.verify("whatever", None).await.unwrap());
+        assert!(!h.verify("whatever", Some("plaintext")).await.unwrap());
+        assert_eq!(h.hash_count(), 2);
+        let stored = h.hash("whatever").await.unwrap();
+        assert!(stored.starts_with("$2b$04$"));
+        assert!(h.verify("whatever", Some(&stored)).await.unwrap());
+        assert!(!h.verify("whatevex", Some(&stored)).await.unwrap());
+        assert_eq!(h.hash_count(), 5);
+    }
+
+    #[tokio::test]
+    async fn full_slots_answer_busy() {
+        let h = Arc::new(
+            Hasher::new(SecretString::from("s"), 4, 1, Duration::from_millis(50)).unwrap(),
+        );
+        let _held = h.slots.clone().acquire_owned().await.unwrap();
+        assert!(matches!(h.hash("password1").await, Err(HashError::Busy)));
+    }
+}

@@ -1,0 +1,308 @@
+//! Every query gatehouse runs. Each is one SQL text valid on both engines.
+
+use super::{is_unique_violation, with_pool, Db, DbError, DbTime};
+
+/// A row of FS's `user` table, as much of it as authentication needs.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct User {
+    /// Primary key (INTEGER; `SERIAL` on PostgreSQL, as FS creates it).
+    pub id: i32,
+    /// Sign-in identity, unique case-insensitively.
+    pub email: String,
+    /// The stored hash; `None` for accounts without a password.
+    pub password: Option<String>,
+    /// Inactive users cannot sign in and their sessions and tokens are refused.
+    pub active: bool,
+    /// The identity inside sessions and tokens; rotating it revokes them all.
+    pub fs_uniquifier: String,
+}
+
+const USER_COLUMNS: &str = "id, email, password, active, fs_uniquifier";
+
+/// The sign-in tracking columns (FS `SECURITY_TRACKABLE`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Tracking {
+    /// Start of the sign-in before the current one.
+    pub last_login_at: Option<DbTime>,
+    /// Start of the current sign-in.
+    pub current_login_at: Option<DbTime>,
+    /// Client address of the sign-in before the current one.
+    pub last_login_ip: Option<String>,
+    /// Client address of the current sign-in.
+    pub current_login_ip: Option<String>,
+    /// Successful sign-ins so far.
+    pub login_count: Option<i32>,
+}
+
+/// A row of FS's `role` table.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Role {
+    /// Primary key.
+    pub id: i32,
+    /// Unique role name.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Comma-separated permission names, as FS stores them.
+    pub permissions: Option<String>,
+}
+
+impl Role {
+    /// The role's permissions, split and trimmed.
+    pub fn permission_list(&self) -> impl Iterator<Item = &str> {
+        self.permissions
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+    }
+}
+
+/// One user with the names of their roles, for admin listings.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UserSummary {
+    /// Primary key.
+    pub id: i32,
+    /// Sign-in identity.
+    pub email: String,
+    /// Whether the account may sign in.
+    pub active: bool,
+    /// Role names, sorted.
+    pub roles: Vec<String>,
+}
+
+/// A like stored by the demo API.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Like {
+    /// Primary key.
+    pub id: i64,
+    /// The article liked.
+    pub article_id: i64,
+    /// Who liked it.
+    pub user_id: i32,
+    /// When.
+    pub created_at: DbTime,
+}
+
+/// A unique value is already taken (email, role name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlreadyExists;
+
+impl Db {
+    /// Looks a user up by email, case-insensitively.
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, DbError> {
+        let sql = format!(r#"SELECT {USER_COLUMNS} FROM "user" WHERE lower(email) = lower($1)"#);
+        Ok(with_pool!(self, p => sqlx::query_as(&sql).bind(email).fetch_optional(p).await)?)
+    }
+
+    /// Looks a user up by fs_uniquifier: the one way sessions and tokens find
+    /// their user. Runs on every authenticated request.
+    pub async fn user_by_uniquifier(&self, uid: &str) -> Result<Option<User>, DbError> {
+        const SQL: &str = r#"SELECT id, email, password, active, fs_uniquifier FROM "user" WHERE fs_uniquifier = $1"#;
+        Ok(with_pool!(self, p => sqlx::query_as(SQL).bind(uid).fetch_optional(p).await)?)
+    }
+
+    /// Creates an active user. `Ok(Err(AlreadyExists))` when the email is taken
+    /// (in any letter case), decided by the unique index, so parallel
+    /// registrations of one email make exactly one account.
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password_hash: Option<&str>,
+        uniquifier: &str,
+    ) -> Result<Result<User, AlreadyExists>, DbError> {
+        let sql = format!(
+            r#"INSERT INTO "user" (email, password, active, fs_uniquifier, create_datetime, update_datetime)
+               VALUES ($1, $2, $3, $4, $5, $5) RETURNING {USER_COLUMNS}"#
+        );
+        let now = DbTime::now();
+        let res = with_pool!(self, p => sqlx::query_as(&sql)
+            .bind(email)
+            .bind(password_hash)
+            .bind(true)
+            .bind(uniquifier)
+            .bind(now)
+            .fetch_one(p)
+            .await);
+        match res {
+            Ok(user) => Ok(Ok(user)),
+            Err(e) if is_unique_violation(&e) => Ok(Err(AlreadyExists)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces the fs_uniquifier: every session and token of the user dies.
+    /// Returns false when the user no longer exists.
+    pub async fn set_uniquifier(&self, user_id: i32, uniquifier: &str) -> Result<bool, DbError> {
+        const SQL: &str =
+            r#"UPDATE "user" SET fs_uniquifier = $2, update_datetime = $3 WHERE id = $1"#;
+        let now = DbTime::now();
+        let done = with_pool!(self, p => sqlx::query(SQL).bind(user_id).bind(uniquifier).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    /// Stores a new password hash and a new fs_uniquifier in one statement.
+    pub async fn set_password(
+        &self,
+        user_id: i32,
+        password_hash: &str,
+        uniquifier: &str,
+    ) -> Result<bool, DbError> {
+        const SQL: &str = r#"UPDATE "user" SET password = $2, fs_uniquifier = $3, update_datetime = $4 WHERE id = $1"#;
+        let now = DbTime::now();
+        let done = with_pool!(self, p => sqlx::query(SQL)
+            .bind(user_id).bind(password_hash).bind(uniquifier).bind(now)
+            .execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    /// Sets whether the user may sign in; false when there is no such user.
+    pub async fn set_active(&self, user_id: i32, active: bool) -> Result<bool, DbError> {
+        const SQL: &str = r#"UPDATE "user" SET active = $2, update_datetime = $3 WHERE id = $1"#;
+        let now = DbTime::now();
+        let done = with_pool!(self, p => sqlx::query(SQL).bind(user_id).bind(active).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    /// Records a successful sign-in, as FS's trackable does, in one atomic
+    /// statement (concurrent sign-ins never lose a count).
+    pub async fn record_login(&self, user_id: i32, ip: Option<&str>) -> Result<(), DbError> {
+        const SQL: &str = r#"UPDATE "user" SET
+                last_login_at = COALESCE(current_login_at, $2),
+                current_login_at = $2,
+                last_login_ip = COALESCE(current_login_ip, $3),
+                current_login_ip = $3,
+                login_count = COALESCE(login_count, 0) + 1
+            WHERE id = $1"#;
+        let now = DbTime::now();
+        with_pool!(self, p => sqlx::query(SQL).bind(user_id).bind(now).bind(ip).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// The sign-in tracking data of a user.
+    pub async fn tracking(&self, user_id: i32) -> Result<Option<Tracking>, DbError> {
+        const SQL: &str = r#"SELECT last_login_at, current_login_at, last_login_ip, current_login_ip, login_count
+            FROM "user" WHERE id = $1"#;
+        Ok(with_pool!(self, p => sqlx::query_as(SQL).bind(user_id).fetch_optional(p).await)?)
+    }
+
+    /// The roles of a user, by name.
+    pub async fn user_roles(&self, user_id: i32) -> Result<Vec<Role>, DbError> {
+        const SQL: &str = r#"SELECT r.id, r.name, r.description, r.permissions
+            FROM role r JOIN roles_users ru ON ru.role_id = r.id
+            WHERE ru.user_id = $1 ORDER BY r.name"#;
+        Ok(with_pool!(self, p => sqlx::query_as(SQL).bind(user_id).fetch_all(p).await)?)
+    }
+
+    /// Every user with their role names, by id.
+    pub async fn list_users(&self) -> Result<Vec<UserSummary>, DbError> {
+        const SQL: &str = r#"SELECT u.id, u.email, u.active, r.name
+            FROM "user" u
+            LEFT JOIN roles_users ru ON ru.user_id = u.id
+            LEFT JOIN role r ON r.id = ru.role_id
+            ORDER BY u.id, r.name"#;
+        let rows: Vec<(i32, String, bool, Option<String>)> =
+            with_pool!(self, p => sqlx::query_as(SQL).fetch_all(p).await)?;
+        let mut out: Vec<UserSummary> = Vec::new();
+        for (id, email, active, role) in rows {
+            if out.last().map(|u| u.id) != Some(id) {
+                out.push(UserSummary {
+                    id,
+                    email,
+                    active,
+                    roles: Vec::new(),
+                });
+            }
+            if let (Some(role), Some(last)) = (role, out.last_mut()) {
+                last.roles.push(role);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every role, by name.
+    pub async fn list_roles(&self) -> Result<Vec<Role>, DbError> {
+        const SQL: &str = "SELECT id, name, description, permissions FROM role ORDER BY name";
+        Ok(with_pool!(self, p => sqlx::query_as(SQL).fetch_all(p).await)?)
+    }
+
+    /// Creates a role; `Ok(Err(AlreadyExists))` when the name is taken.
+    pub async fn create_role(
+        &self,
+        name: &str,
+        description: Option<&str>,
+        permissions: Option<&str>,
+    ) -> Result<Result<Role, AlreadyExists>, DbError> {
+        const SQL: &str = r#"INSERT INTO role (name, description, permissions, update_datetime)
+            VALUES ($1, $2, $3, $4) RETURNING id, name, description, permissions"#;
+        let now = DbTime::now();
+        let res = with_pool!(self, p => sqlx::query_as(SQL)
+            .bind(name).bind(description).bind(permissions).bind(now)
+            .fetch_one(p).await);
+        match res {
+            Ok(role) => Ok(Ok(role)),
+            Err(e) if is_unique_violation(&e) => Ok(Err(AlreadyExists)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Looks a role up by name.
+    pub async fn role_by_name(&self, name: &str) -> Result<Option<Role>, DbError> {
+        const SQL: &str = "SELECT id, name, description, permissions FROM role WHERE name = $1";
+        Ok(with_pool!(self, p => sqlx::query_as(SQL).bind(name).fetch_optional(p).await)?)
+    }
+
+    /// Gives a user a role; false when they already had it.
+    pub async fn add_role(&self, user_id: i32, role_id: i32) -> Result<bool, DbError> {
+        const SQL: &str = "INSERT INTO roles_users (user_id, role_id) VALUES ($1, $2)
+            ON CONFLICT (user_id, role_id) DO NOTHING";
+        let done = with_pool!(self, p => sqlx::query(SQL).bind(user_id).bind(role_id).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    /// Takes a role from a user; false when they did not have it.
+    pub async fn remove_role(&self, user_id: i32, role_id: i32) -> Result<bool, DbError> {
+        const SQL: &str = "DELETE FROM roles_users WHERE user_id = $1 AND role_id = $2";
+        let done = with_pool!(self, p => sqlx::query(SQL).bind(user_id).bind(role_id).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(done >= 1)
+    }
+
+    /// Stores a like of `article_id` by `user_id`. Returns the like and
+    /// whether it is new (a repeated like returns the existing one).
+    pub async fn add_like(&self, article_id: i64, user_id: i32) -> Result<(Like, bool), DbError> {
+        const INSERT: &str = "INSERT INTO gh_article_like (article_id, user_id, created_at)
+            VALUES ($1, $2, $3) ON CONFLICT (article_id, user_id) DO NOTHING
+            RETURNING id, article_id, user_id, created_at";
+        const EXISTING: &str = "SELECT id, article_id, user_id, created_at FROM gh_article_like
+            WHERE article_id = $1 AND user_id = $2";
+        let now = DbTime::now();
+        let inserted: Option<Like> = with_pool!(self, p => sqlx::query_as(INSERT)
+            .bind(article_id).bind(user_id).bind(now)
+            .fetch_optional(p).await)?;
+        if let Some(like) = inserted {
+            return Ok((like, true));
+        }
+        let existing: Like = with_pool!(self, p => sqlx::query_as(EXISTING)
+            .bind(article_id).bind(user_id)
+            .fetch_one(p).await)?;
+        Ok((existing, false))
+    }
+
+    /// One like of an article.
+    pub async fn like(&self, article_id: i64, like_id: i64) -> Result<Option<Like>, DbError> {
+        const SQL: &str = "SELECT id, article_id, user_id, created_at FROM gh_article_like
+            WHERE article_id = $1 AND id = $2";
+        Ok(
+            with_pool!(self, p => sqlx::query_as(SQL).bind(article_id).bind(like_id).fetch_optional(p).await)?,
+        )
+    }
+
+    /// How many likes an article has.
+    pub async fn count_likes(&self, article_id: i64) -> Result<i64, DbError> {
+        const SQL: &str = "SELECT COUNT(*) FROM gh_article_like WHERE article_id = $1";
+        let (n,): (i64,) =
+            with_pool!(self, p => sqlx::query_as(SQL).bind(article_id).fetch_one(p).await)?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,298 @@
+//! One error type for the whole app. The message a client sees is separate
+//! from the cause that is logged; database errors never leak and never turn
+//! into a 401 or a "not found".
+
+use rocket::http::Status;
+use rocket::response::{self, Redirect, Responder};
+use rocket::{catch, Request};
+use rocket_dyn_templates::{context, Template};
+use serde_json::{Map, Value};
+
+use crate::response::{wants_json, Envelope};
+
+/// Exact FS message texts (WIRE.md §1).
+pub mod msg {
+    #![allow(missing_docs)]
+    pub const UNAUTHENTICATED: &str = "You must sign in to view this resource.";
+    pub const UNAUTHORIZED: &str = "You do not have permission to view this resource.";
+    pub const LOGIN_FAILED: &str = "Authentication failed - identity or password/passcode invalid";
+    pub const EMAIL_MISSING: &str = "Email not provided";
+    pub const PASSWORD_MISSING: &str = "Password not provided";
+    pub const BAD_EMAIL: &str = "Invalid email address";
+    pub const SHORT_PASSWORD: &str = "Password must be at least 8 characters";
+    pub const LONG_PASSWORD: &str = "Password must be at most 128 characters";
+    pub const CONFIRM_MISMATCH: &str = "Passwords do not match";
+    pub const SAME_PASSWORD: &str =
+        "Your new password must be different than your previous password.";
+    pub const WRONG_PASSWORD: &str = "Invalid password";
+    pub const DISABLED: &str = "Account is disabled.";
+    pub const ANONYMOUS_ONLY: &str = "You can only access this endpoint when not logged in.";
+    pub const NOT_A_STRING: &str = "Input not appropriate for requested API";
+    pub const BAD_REDIRECT: &str = "Redirections outside the domain are forbidden";
+    pub const CSRF_MISSING: &str = "The CSRF token is missing.";
+    pub const CSRF_INVALID: &str = "The CSRF token is invalid.";
+    pub fn email_taken(email: &str) -> String {
+        format!("{email} is already associated with an account.")
+    }
+}
+
+/// Validation errors in field order; the field `""` is form-level.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldErrors(pub Vec<(String, String)>);
+
+impl FieldErrors {
+    /// Adds an error for `field`.
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push((field.to_owned(), message.into()));
+    }
+
+    /// One error.
+    pub fn one(field: &str, message: impl Into<String>) -> Self {
+        let mut e = FieldErrors::default();
+        e.add(field, message);
+        e
+    }
+
+    /// No errors at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `field` has an error.
+    pub fn has(&self, field: &str) -> bool {
+        self.0.iter().any(|(f, _)| f == field)
+    }
+
+    /// `field -> [messages]`, for templates and `response.field_errors`.
+    pub fn by_field(&self) -> Map<String, Value> {
+        let mut map = Map::new();
+        for (f, m) in &self.0 {
+            map.entry(f.clone())
+                .or_insert_with(|| Value::Array(Vec::new()))
+                .as_array_mut()
+                .expect("array")
+                .push(Value::from(m.clone()));
+        }
+        map
+    }
+
+    /// The flat list of messages, in field order.
+    pub fn messages(&self) -> Vec<String> {
+        self.0.iter().map(|(_, m)| m.clone()).collect()
+    }
+}
+
+/// Everything that can go wrong in a request.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    /// 400 with per-field errors.
+    #[error("validation failed: {0:?}")]
+    Validation(FieldErrors),
+    /// 400 with a form-level message only (CSRF, non-string input, bad JSON).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// 401 (JSON), or a redirect to the login page (browser). `basic` adds
+    /// the WWW-Authenticate challenge and never redirects.
+    #[error("unauthenticated")]
+    Unauthenticated {
+        /// The route accepts HTTP Basic.
+        basic: bool,
+    },
+    /// 403: authenticated, but a role or permission is missing.
+    #[error("forbidden")]
+    Forbidden,
+    /// 404.
+    #[error("not found")]
+    NotFound,
+    /// 405.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 413: body over the limit.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// 415: a body we do not read.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// 503 + Retry-After: the database could not answer. The cause is logged.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// 503 + Retry-After: every password hashing slot is busy.
+    #[error("password hashing is overloaded")]
+    Busy,
+    /// 500: a bug. The cause is logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
+        ApiError::Unavailable(e.to_string())
+    }
+}
+
+impl From<crate::auth::password::HashError> for ApiError {
+    fn from(e: crate::auth::password::HashError) -> Self {
+        match e {
+            crate::auth::password::HashError::Busy => ApiError::Busy,
+            crate::auth::password::HashError::Internal(c) => ApiError::Internal(c),
+        }
+    }
+}
+
+impl ApiError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> Status {
+        match self {
+            ApiError::Validation(_) | ApiError::BadRequest(_) => Status::BadRequest,
+            ApiError::Unauthenticated { .. } => Status::Unauthorized,
+            ApiError::Forbidden => Status::Forbidden,
+            ApiError::NotFound => Status::NotFound,
+            ApiError::MethodNotAllowed => Status::MethodNotAllowed,
+            ApiError::PayloadTooLarge => Status::PayloadTooLarge,
+            ApiError::UnsupportedMediaType => Status::UnsupportedMediaType,
+            ApiError::Unavailable(_) | ApiError::Busy => Status::ServiceUnavailable,
+            ApiError::Internal(_) => Status::InternalServerError,
+        }
+    }
+
+    /// The message the client sees.
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Validation(f) => f.messages().join(" "),
+            ApiError::BadRequest(m) => m.clone(),
+            ApiError::Unauthenticated { .. } => msg::UNAUTHENTICATED.into(),
+            ApiError::Forbidden => msg::UNAUTHORIZED.into(),
+            ApiError::NotFound => "Not found.".into(),
+            ApiError::MethodNotAllowed => "Method not allowed.".into(),
+            ApiError::PayloadTooLarge => "Request body is too large.".into(),
+            ApiError::UnsupportedMediaType => {
+                "Unsupported content type: send application/json or a form.".into()
+            }
+            ApiError::Unavailable(_) | ApiError::Busy => {
+                "Service temporarily unavailable, please retry shortly.".into()
+            }
+            ApiError::Internal(_) => "Internal server error.".into(),
+        }
+    }
+
+    /// The JSON envelope form of this error.
+    pub fn envelope(&self) -> Envelope {
+        let mut response = Map::new();
+        match self {
+            ApiError::Validation(f) => {
+                response.insert("errors".into(), serde_json::json!(f.messages()));
+                response.insert("field_errors".into(), Value::Object(f.by_field()));
+            }
+            other => {
+                response.insert("errors".into(), serde_json::json!([other.public_message()]));
+            }
+        }
+        let env = Envelope::new(self.status(), response);
+        match self {
+            ApiError::Unavailable(_) => env.header("Retry-After", "2"),
+            ApiError::Busy => env.header("Retry-After", "1"),
+            ApiError::Unauthenticated { basic: true } => {
+                env.header("WWW-Authenticate", r#"Basic realm="Login Required""#)
+            }
+            _ => env,
+        }
+    }
+
+    fn log(&self) {
+        match self {
+            ApiError::Unavailable(cause) => tracing::error!(%cause, "database unavailable"),
+            ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
+            ApiError::Busy => tracing::warn!("password hashing slots exhausted"),
+            _ => {}
+        }
+    }
+}
+
+/// `/login?next=<path and query>`, with `/` and `?` kept and `=`, `&`
+/// percent-encoded, as FS does.
+pub fn login_redirect_target(req: &Request<'_>) -> String {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const KEEP: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b'/')
+        .remove(b'?')
+        .remove(b':')
+        .remove(b'@')
+        .remove(b'!')
+        .remove(b'$')
+        .remove(b'\'')
+        .remove(b'(')
+        .remove(b')')
+        .remove(b'*')
+        .remove(b',')
+        .remove(b';');
+    let uri = req.uri();
+    let mut target = uri.path().to_string();
+    if let Some(q) = uri.query() {
+        target.push('?');
+        target.push_str(q.as_str());
+    }
+    format!("/login?next={}", utf8_percent_encode(&target, KEEP))
+}
+
+impl<'r> Responder<'r, 'static> for ApiError {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        self.log();
+        if wants_json(req) {
+            return self.envelope().respond_to(req);
+        }
+        match &self {
+            ApiError::Unauthenticated { basic: false } => {
+                Redirect::found(login_redirect_target(req)).respond_to(req)
+            }
+            _ => {
+                let env = self.envelope();
+                let page = Template::render(
+                    "error",
+                    context! { status: self.status().code, reason: self.status().reason(),
+                    message: self.public_message() },
+                );
+                let mut res = response::Response::build_from(page.respond_to(req)?);
+                res.status(self.status())
+                    .raw_header("Cache-Control", "private, no-store");
+                for h in env.headers {
+                    res.header(h);
+                }
+                res.ok()
+            }
+        }
+    }
+}
+
+/// The error a request guard failed with, kept for the catcher.
+pub(crate) struct GuardFailure(pub Option<ApiError>);
+
+/// Records why a guard failed, so the catcher can answer precisely.
+pub(crate) fn remember_failure(req: &Request<'_>, err: &ApiError) {
+    req.local_cache(|| GuardFailure(Some(err.clone())));
+}
+
+/// The one catcher: answers with the guard's recorded error if there is one,
+/// else with the plain error for the status, as an envelope or a page.
+#[catch(default)]
+pub fn default_catcher(status: Status, req: &Request<'_>) -> ApiError {
+    if let Some(err) = &req.local_cache(|| GuardFailure(None)).0 {
+        return err.clone();
+    }
+    match status.code {
+        400 => ApiError::BadRequest("The request could not be understood.".into()),
+        401 => ApiError::Unauthenticated { basic: false },
+        403 => ApiError::Forbidden,
+        // Rocket answers a path parameter it cannot parse with 422; for a
+        // client that is simply a resource that does not exist.
+        404 | 422 => ApiError::NotFound,
+        405 => ApiError::MethodNotAllowed,
+        413 => ApiError::PayloadTooLarge,
+        415 => ApiError::UnsupportedMediaType,
+        503 => ApiError::Unavailable(format!("status {status} from a guard")),
+        _ => ApiError::Internal(format!("unhandled status {status}")),
+    }
+}

@@ -1,0 +1,237 @@
+//! The body of an auth endpoint: a JSON object or an HTML form, read with a
+//! hard size cap before any parsing or hashing.
+//!
+//! Anything that is neither JSON nor a urlencoded form but that a browser
+//! could send cross-site (`text/plain`, `multipart/form-data`, no type) is
+//! read as an empty form, so it fails the form's CSRF check: a cross-site
+//! page cannot forge a JSON login. Other types are 415.
+
+use rocket::data::{self, Data, FromData, ToByteUnit};
+use rocket::http::{ContentType, Status};
+use rocket::outcome::Outcome;
+use rocket::Request;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+
+use crate::auth::session::{self, SessionData};
+use crate::error::{msg, ApiError, FieldErrors};
+use crate::response::is_json_type;
+
+/// Largest body an auth endpoint reads.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Field {
+    Str(String),
+    Bool(bool),
+    Null,
+    Other,
+}
+
+/// A parsed auth-endpoint body.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// True for an HTML form (checked against its `csrf_token` field).
+    pub form: bool,
+    fields: Vec<(String, Field)>,
+}
+
+impl Input {
+    fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
+    /// A text field; absent or null reads as empty. A JSON value that is not
+    /// a string is a 400 with FS's "Input not appropriate" message.
+    pub fn text(&self, name: &str) -> Result<&str, ApiError> {
+        match self.field(name) {
+            None | Some(Field::Null) => Ok(""),
+            Some(Field::Str(s)) => Ok(s),
+            Some(_) => Err(ApiError::Validation(FieldErrors::one(
+                name,
+                msg::NOT_A_STRING,
+            ))),
+        }
+    }
+
+    /// The `remember` flag: false, `"false"`, `""` and absence are false,
+    /// anything else is true.
+    pub fn remember(&self) -> bool {
+        match self.field("remember") {
+            None | Some(Field::Null) | Some(Field::Bool(false)) => false,
+            Some(Field::Str(s)) => !(s.is_empty() || s == "false"),
+            Some(_) => true,
+        }
+    }
+
+    /// For forms, the CSRF token (body field, or a header) must match the
+    /// session's. JSON bodies pass: their CSRF rules live in the guards.
+    pub fn check_form_csrf(
+        &self,
+        session: Option<&SessionData>,
+        header: Option<&str>,
+    ) -> Result<(), String> {
+        if !self.form {
+            return Ok(());
+        }
+        let field = match self.field("csrf_token") {
+            Some(Field::Str(s)) if !s.is_empty() => Some(s.as_str()),
+            _ => None,
+        };
+        session::check_csrf(session, field.or(header))
+    }
+}
+
+/// A JSON object whose values are kept flat: strings, booleans and null as
+/// they are, anything else as "not a string". Duplicate keys are refused.
+struct FlatObject(Vec<(String, Field)>);
+
+impl<'de> serde::Deserialize<'de> for FlatObject {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FlatObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FlatObject, A::Error> {
+                let mut out: Vec<(String, Field)> = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if out.iter().any(|(k, _)| *k == key) {
+                        return Err(de::Error::custom(format!("duplicate field {key:?}")));
+                    }
+                    let value = match map.next_value::<serde_json::Value>()? {
+                        serde_json::Value::String(s) => Field::Str(s),
+                        serde_json::Value::Bool(b) => Field::Bool(b),
+                        serde_json::Value::Null => Field::Null,
+                        _ => Field::Other,
+                    };
+                    out.push((key, value));
+                }
+                Ok(FlatObject(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn parse_json(body: &[u8]) -> Result<Vec<(String, Field)>, ApiError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(ApiError::BadRequest(
+            "The request body must be a JSON object.".into(),
+        ));
+    }
+    serde_json::from_slice::<FlatObject>(body)
+        .map(|o| o.0)
+        .map_err(|e| ApiError::BadRequest(format!("The request body is not valid JSON: {e}.")))
+}
+
+fn parse_form(body: &[u8]) -> Result<Vec<(String, Field)>, ApiError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::BadRequest("The form is not valid UTF-8.".into()))?;
+    let decode = |s: &str| -> Result<String, ApiError> {
+        let plus = s.replace('+', " ");
+        percent_encoding::percent_decode_str(&plus)
+            .decode_utf8()
+            .map(|c| c.into_owned())
+            .map_err(|_| ApiError::BadRequest("The form is not valid UTF-8.".into()))
+    };
+    let mut out: Vec<(String, Field)> = Vec::new();
+    for pair in text.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = decode(k)?;
+        // As WTForms: the first value of a repeated field wins.
+        if !out.iter().any(|(existing, _)| *existing == key) {
+            out.push((key, Field::Str(decode(v)?)));
+        }
+    }
+    Ok(out)
+}
+
+async fn read(req: &Request<'_>, data: Data<'_>) -> Result<Input, ApiError> {
+    let declared = req
+        .headers()
+        .get_one("Content-Length")
+        .and_then(|l| l.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    enum Kind {
+        Json,
+        Form,
+        EmptyForm,
+    }
+    let kind = match req.content_type() {
+        Some(ct) if is_json_type(ct) => Kind::Json,
+        Some(ct) if ct == &ContentType::Form => Kind::Form,
+        None => Kind::EmptyForm,
+        Some(ct) if ct == &ContentType::Text || ct.media_type().sub() == "form-data" => {
+            Kind::EmptyForm
+        }
+        Some(_) => return Err(ApiError::UnsupportedMediaType),
+    };
+    let body = data
+        .open(BODY_LIMIT.bytes())
+        .into_bytes()
+        .await
+        .map_err(|e| ApiError::BadRequest(format!("The request body could not be read: {e}.")))?;
+    if !body.is_complete() {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let (form, fields) = match kind {
+        Kind::Json => (false, parse_json(&body)?),
+        Kind::Form => (true, parse_form(&body)?),
+        Kind::EmptyForm => (true, Vec::new()),
+    };
+    Ok(Input { form, fields })
+}
+
+#[rocket::async_trait]
+impl<'r> FromData<'r> for Input {
+    type Error = ApiError;
+
+    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        match read(req, data).await {
+            Ok(input) => Outcome::Success(input),
+            Err(e) => {
+                let status: Status = e.status();
+                Outcome::Error((status, e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_objects_only_and_no_duplicates() {
+        assert!(parse_json(br#"{"email":"a","remember":true,"x":null}"#).is_ok());
+        assert!(parse_json(br#"["a"]"#).is_err());
+        assert!(parse_json(br#""a""#).is_err());
+        assert!(parse_json(br#"{"a":"1","a":"2"}"#).is_err());
+        assert!(parse_json(br#"{"a":"1""#).is_err());
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        assert!(parse_json(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn fields_and_remember() {
+        let i = Input {
+            form: false,
+            fields: parse_json(br#"{"email":"a@b.c","password":5,"remember":"false"}"#).unwrap(),
+        };
+        assert_eq!(i.text("email").unwrap(), "a@b.c");
+        assert_eq!(i.text("missing").unwrap(), "");
+        assert!(i.text("password").is_err());
+        assert!(!i.remember());
+        let i = Input {
+            form: true,
+            fields: parse_form(b"email=a%40b.c&remember=y&email=other&next=%2Fx+y").unwrap(),
+        };
+        assert_eq!(i.text("email").unwrap(), "a@b.c");
+        assert_eq!(i.text("next").unwrap(), "/x y");
+        assert!(i.remember());
+    }
+}

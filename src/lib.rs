@@ -1,0 +1,99 @@
+//! gatehouse: an authentication and session server that speaks
+//! Flask-Security-Too's wire format, on Rocket.
+//!
+//! [`rocket`] builds a ready app from a Figment; the pieces (guards, routes,
+//! catchers) can also be attached to another Rocket app.
+
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod input;
+pub mod response;
+pub mod routes;
+pub mod validate;
+
+pub use auth::Security;
+
+use rocket::fairing::AdHoc;
+use rocket::figment::Figment;
+use rocket::fs::FileServer;
+use rocket::{catchers, Build, Rocket};
+use rocket_dyn_templates::Template;
+
+use auth::password::Hasher;
+use auth::token::TokenSigner;
+use config::{DatabaseConfig, SecurityConfig};
+use db::Db;
+
+/// Reads the configuration, opens and migrates the database, and builds the
+/// shared state. Errors are one-line, operator-readable reasons.
+pub async fn build_state(figment: &Figment) -> Result<Security, String> {
+    let config = SecurityConfig::from_figment(figment).map_err(|e| e.to_string())?;
+    let db_config = DatabaseConfig::from_figment(figment).map_err(|e| e.to_string())?;
+    let db = Db::connect(&db_config).await.map_err(|e| {
+        format!(
+            "cannot open database {}: {e}",
+            db::redact_url(&db_config.url)
+        )
+    })?;
+    db.migrate()
+        .await
+        .map_err(|e| format!("cannot migrate database: {e}"))?;
+    let hasher = Hasher::new(
+        config.password_salt.clone(),
+        config.bcrypt_cost,
+        config.hash_slots,
+        config.hash_admission,
+    )
+    .map_err(|e| e.to_string())?;
+    let signer = TokenSigner::new(&config.secret_key, &config.token_salt);
+    Ok(Security {
+        config,
+        db,
+        hasher,
+        signer,
+    })
+}
+
+/// The fairing that builds [`Security`] at ignite and closes the pool at
+/// shutdown. Ignite fails, with the reason logged, on a bad configuration.
+pub fn fairing() -> AdHoc {
+    AdHoc::try_on_ignite("gatehouse", |rocket| async move {
+        match build_state(rocket.figment()).await {
+            Ok(state) => {
+                tracing::info!(backend = state.db.backend(), "gatehouse ready");
+                Ok(rocket
+                    .manage(state)
+                    .attach(AdHoc::on_shutdown("gatehouse pool", |rocket| {
+                        Box::pin(async move {
+                            if let Some(sec) = rocket.state::<Security>() {
+                                sec.db.close().await;
+                            }
+                        })
+                    })))
+            }
+            Err(reason) => {
+                tracing::error!("gatehouse cannot start: {reason}");
+                eprintln!("gatehouse cannot start: {reason}");
+                Err(rocket)
+            }
+        }
+    })
+}
+
+/// The full auth server: state, templates, auth routes, static files and
+/// the catcher. Mount your own routes (or [`routes::api::routes`]) on it.
+pub fn rocket(figment: Figment) -> Rocket<Build> {
+    let static_dir = figment
+        .extract_inner::<String>("static_dir")
+        .unwrap_or_else(|_| "static".into());
+    rocket::custom(figment)
+        .attach(fairing())
+        .attach(Template::fairing())
+        .mount("/", routes::routes())
+        .mount("/static", FileServer::from(static_dir))
+        .register("/", catchers![error::default_catcher])
+}

@@ -1,0 +1,128 @@
+//! `/change`: change the password; rotates fs_uniquifier.
+
+use rocket::http::Status;
+use rocket::{get, post, routes};
+
+use super::register::check_new_password;
+use super::{render, Ctx, FormView, Reply};
+use crate::auth::guards::{AuthUser, Via};
+use crate::auth::{new_uniquifier, password};
+use crate::db::User;
+use crate::error::{msg, ApiError, FieldErrors};
+use crate::input::Input;
+use crate::obj;
+use crate::response::Envelope;
+
+fn change_failed(
+    ctx: &Ctx<'_>,
+    status: Status,
+    errors: FieldErrors,
+    user: &User,
+) -> Result<Reply, ApiError> {
+    if ctx.json {
+        return Err(ApiError::Validation(errors));
+    }
+    Ok(render(
+        ctx,
+        "change",
+        status,
+        FormView::new(&errors, obj! {}),
+        Some(user),
+    ))
+}
+
+#[get("/change")]
+async fn change_page(ctx: Ctx<'_>, auth: AuthUser) -> Result<Reply, ApiError> {
+    if ctx.json {
+        return Ok(Reply::Json(Envelope::ok(
+            obj! { "csrf_token" => ctx.csrf_token() },
+        )));
+    }
+    Ok(render(
+        &ctx,
+        "change",
+        Status::Ok,
+        FormView::default(),
+        Some(&auth.user),
+    ))
+}
+
+#[post("/change", data = "<input>")]
+async fn change(
+    ctx: Ctx<'_>,
+    auth: AuthUser,
+    input: Result<Input, ApiError>,
+) -> Result<Reply, ApiError> {
+    let input = input?;
+    if let Via::Session(_) = auth.via {
+        if let Err(m) = ctx.check_form_csrf(&input) {
+            return change_failed(
+                &ctx,
+                Status::BadRequest,
+                FieldErrors::one("", m),
+                &auth.user,
+            );
+        }
+    }
+    let current = password::normalize(input.text("password")?);
+    let new = password::normalize(input.text("new_password")?);
+    let confirm = password::normalize(input.text("new_password_confirm")?);
+
+    let mut errors = FieldErrors::default();
+    if current.is_empty() {
+        errors.add("password", msg::PASSWORD_MISSING);
+    }
+    check_new_password(&mut errors, "new_password", &new);
+    if confirm != new {
+        errors.add("new_password_confirm", msg::CONFIRM_MISMATCH);
+    }
+    if !errors.is_empty() {
+        return change_failed(&ctx, Status::Ok, errors, &auth.user);
+    }
+    let right = password::char_len(&current) <= password::MAX_LENGTH
+        && ctx
+            .sec
+            .hasher
+            .verify(&current, auth.user.password.as_deref())
+            .await?;
+    if !right {
+        return change_failed(
+            &ctx,
+            Status::Ok,
+            FieldErrors::one("password", msg::WRONG_PASSWORD),
+            &auth.user,
+        );
+    }
+    if new == current {
+        return change_failed(
+            &ctx,
+            Status::Ok,
+            FieldErrors::one("new_password", msg::SAME_PASSWORD),
+            &auth.user,
+        );
+    }
+    let hash = ctx.sec.hasher.hash(&new).await?;
+    let uid = new_uniquifier();
+    if !ctx.sec.db.set_password(auth.user.id, &hash, &uid).await? {
+        return Err(ApiError::Unauthenticated { basic: false });
+    }
+    tracing::info!(
+        user_id = auth.user.id,
+        "password changed: fs_uniquifier rotated"
+    );
+    let user = User {
+        password: Some(hash),
+        fs_uniquifier: uid,
+        ..auth.user
+    };
+    let remember = match &auth.via {
+        Via::Session(s) => s.rem,
+        Via::Token => false,
+    };
+    Ok(ctx.signed_in(&user, remember, "/", serde_json::Map::new()))
+}
+
+/// The routes of this module.
+pub fn routes() -> Vec<rocket::Route> {
+    routes![change_page, change]
+}

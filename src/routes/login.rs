@@ -1,0 +1,174 @@
+//! `/login`, `/logout`, `/logout-everywhere`.
+
+use rocket::http::Status;
+use rocket::{get, post, routes};
+use serde_json::Map;
+
+use super::{render, Ctx, FormView, Reply};
+use crate::auth::guards::{AuthUser, Via};
+use crate::auth::{new_uniquifier, session, LoginFailure};
+use crate::error::{msg, ApiError, FieldErrors};
+use crate::input::Input;
+use crate::obj;
+use crate::response::Envelope;
+
+/// The login form again with `errors` (JSON clients get the 400 envelope).
+fn login_failed(
+    ctx: &Ctx<'_>,
+    status: Status,
+    errors: FieldErrors,
+    input: &Input,
+) -> Result<Reply, ApiError> {
+    if ctx.json {
+        return Err(ApiError::Validation(errors));
+    }
+    let values = obj! {
+        "email" => input.text("email").unwrap_or_default(),
+        "next" => input.text("next").unwrap_or_default(),
+        "remember" => input.remember(),
+    };
+    Ok(render(
+        ctx,
+        "login",
+        status,
+        FormView::new(&errors, values),
+        None,
+    ))
+}
+
+#[get("/login")]
+async fn login_page(ctx: Ctx<'_>) -> Result<Reply, ApiError> {
+    let user = ctx.session_user().await?;
+    if ctx.json {
+        // Never a token here: tokens only come from a successful POST.
+        let mut response = obj! {
+            "csrf_token" => ctx.csrf_token(),
+            "identity_attributes" => ["email"],
+        };
+        if user.is_some() {
+            response.insert("user".into(), serde_json::Value::Object(Map::new()));
+        }
+        return Ok(Reply::Json(Envelope::ok(response)));
+    }
+    let values = obj! { "next" => ctx.query_next.clone().unwrap_or_default() };
+    Ok(render(
+        &ctx,
+        "login",
+        Status::Ok,
+        FormView::new(&FieldErrors::default(), values),
+        user.as_ref(),
+    ))
+}
+
+#[post("/login", data = "<input>")]
+async fn login(ctx: Ctx<'_>, input: Result<Input, ApiError>) -> Result<Reply, ApiError> {
+    let input = input?;
+    if let Err(m) = ctx.check_form_csrf(&input) {
+        return login_failed(&ctx, Status::BadRequest, FieldErrors::one("", m), &input);
+    }
+    let email = input.text("email")?;
+    let password = input.text("password")?;
+    let next = ctx.next(&input)?;
+    let mut errors = FieldErrors::default();
+    if email.trim().is_empty() {
+        errors.add("email", msg::EMAIL_MISSING);
+    }
+    if password.is_empty() {
+        errors.add("password", msg::PASSWORD_MISSING);
+    }
+    if !errors.is_empty() {
+        return login_failed(&ctx, Status::Ok, errors, &input);
+    }
+    match ctx.sec.check_password(email, password).await? {
+        Ok(user) => {
+            ctx.sec.db.record_login(user.id, ctx.ip.as_deref()).await?;
+            tracing::info!(user_id = user.id, "login ok");
+            Ok(ctx.signed_in(
+                &user,
+                input.remember(),
+                &next,
+                obj! { "tf_required" => false },
+            ))
+        }
+        Err(failure) => {
+            tracing::info!(reason = ?failure, "login failed");
+            let message = match failure {
+                LoginFailure::Invalid => msg::LOGIN_FAILED,
+                LoginFailure::Disabled => msg::DISABLED,
+            };
+            login_failed(&ctx, Status::Ok, FieldErrors::one("", message), &input)
+        }
+    }
+}
+
+/// Ends the session in this browser. A signed-in session must prove the
+/// request is its own (CSRF header, or the form's field).
+#[post("/logout", data = "<input>")]
+async fn logout(ctx: Ctx<'_>, input: Result<Input, ApiError>) -> Result<Reply, ApiError> {
+    let input = input?;
+    let signed_in = ctx.session.as_ref().is_some_and(|s| s.uid.is_some());
+    if signed_in && !ctx.has_token {
+        let check = if input.form {
+            ctx.check_form_csrf(&input)
+        } else {
+            session::check_csrf(ctx.session.as_ref(), ctx.csrf_header)
+        };
+        check.map_err(ApiError::BadRequest)?;
+    }
+    session::end(ctx.cookies, &ctx.sec.config);
+    if ctx.json {
+        Ok(Reply::Json(Envelope::ok(Map::new())))
+    } else {
+        Ok(Reply::Redirect("/".into()))
+    }
+}
+
+/// gatehouse: rotates fs_uniquifier, so every session and token of the user
+/// dies at once, this one included.
+#[post("/logout-everywhere", data = "<input>")]
+async fn logout_everywhere(
+    ctx: Ctx<'_>,
+    auth: AuthUser,
+    input: Result<Input, ApiError>,
+) -> Result<Reply, ApiError> {
+    let input = input?;
+    if let Via::Session(_) = auth.via {
+        ctx.check_form_csrf(&input).map_err(ApiError::BadRequest)?;
+    }
+    ctx.sec
+        .db
+        .set_uniquifier(auth.user.id, &new_uniquifier())
+        .await?;
+    tracing::info!(
+        user_id = auth.user.id,
+        "fs_uniquifier rotated: logout everywhere"
+    );
+    session::end(ctx.cookies, &ctx.sec.config);
+    if ctx.json {
+        Ok(Reply::Json(Envelope::ok(Map::new())))
+    } else {
+        Ok(Reply::Redirect("/login".into()))
+    }
+}
+
+#[get("/logout")]
+fn logout_get() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+#[get("/logout-everywhere")]
+fn logout_everywhere_get() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// The routes of this module.
+pub fn routes() -> Vec<rocket::Route> {
+    routes![
+        login_page,
+        login,
+        logout,
+        logout_get,
+        logout_everywhere,
+        logout_everywhere_get
+    ]
+}

@@ -1,0 +1,243 @@
+//! HTTP routes. Each module exports `routes()`; `lib.rs` only composes.
+
+pub mod api;
+pub mod change;
+pub mod login;
+pub mod pages;
+pub mod register;
+
+use rocket::http::{CookieJar, Status};
+use rocket::outcome::Outcome;
+use rocket::request::{self, FromRequest};
+use rocket::response::{self, Redirect, Responder};
+use rocket::Request;
+use rocket_dyn_templates::Template;
+use serde_json::{Map, Value};
+
+use crate::auth::guards::presented_token;
+use crate::auth::session::{self, SessionData};
+use crate::auth::Security;
+use crate::db::User;
+use crate::error::{msg, ApiError, FieldErrors};
+use crate::input::Input;
+use crate::response::{wants_json, Envelope};
+use crate::validate::is_safe_next;
+
+/// What an auth endpoint answers: an envelope for JSON clients, a page or a
+/// redirect for browsers.
+pub enum Reply {
+    /// JSON envelope.
+    Json(Envelope),
+    /// A rendered page with its status.
+    Page(Status, Template),
+    /// 302 to a same-site path.
+    Redirect(String),
+}
+
+impl<'r> Responder<'r, 'static> for Reply {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        match self {
+            Reply::Json(env) => env.respond_to(req),
+            Reply::Page(status, page) => response::Response::build_from(page.respond_to(req)?)
+                .status(status)
+                .raw_header("Cache-Control", "private, no-store")
+                .ok(),
+            Reply::Redirect(to) => Redirect::found(to).respond_to(req),
+        }
+    }
+}
+
+/// The request facts every auth endpoint needs, gathered once.
+pub struct Ctx<'r> {
+    /// Shared state.
+    pub sec: &'r Security,
+    /// Cookies, to start or end sessions.
+    pub cookies: &'r CookieJar<'r>,
+    /// The client wants JSON (WIRE.md §2).
+    pub json: bool,
+    /// The session cookie's contents, if valid and fresh.
+    pub session: Option<SessionData>,
+    /// The CSRF token from a header, if any.
+    pub csrf_header: Option<&'r str>,
+    /// `?include_auth_token` was given (presence is enough).
+    pub include_token: bool,
+    /// `?next=` from the query.
+    pub query_next: Option<String>,
+    /// Whether the request presented a token.
+    pub has_token: bool,
+    /// The presented token, if any.
+    token: Option<&'r str>,
+    /// The socket peer address.
+    pub ip: Option<String>,
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Ctx<'r> {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
+        let sec = req.rocket().state::<Security>().expect("managed at ignite");
+        Outcome::Success(Ctx {
+            sec,
+            cookies: req.cookies(),
+            json: wants_json(req),
+            session: session::current(req, &sec.config),
+            csrf_header: session::csrf_from_headers(req),
+            include_token: req.query_fields().any(|f| f.name == "include_auth_token"),
+            query_next: req.query_value::<String>("next").and_then(Result::ok),
+            has_token: presented_token(req).is_some(),
+            token: presented_token(req),
+            ip: req.remote().map(|a| a.ip().to_string()),
+        })
+    }
+}
+
+impl<'r> Ctx<'r> {
+    /// The user of the session cookie, if it still names an active user.
+    pub async fn session_user(&self) -> Result<Option<User>, ApiError> {
+        let Some(uid) = self.session.as_ref().and_then(|s| s.uid.as_deref()) else {
+            return Ok(None);
+        };
+        Ok(self
+            .sec
+            .db
+            .user_by_uniquifier(uid)
+            .await?
+            .filter(|u| u.active))
+    }
+
+    /// The signed-in user by token or session, for anonymous-only endpoints.
+    pub async fn signed_in_user(&self) -> Result<Option<User>, ApiError> {
+        if let Some(uid) = self.token.and_then(|t| self.sec.verify_token(t).ok()) {
+            let user = self.sec.db.user_by_uniquifier(&uid).await?;
+            if let Some(u) = user.filter(|u| u.active) {
+                return Ok(Some(u));
+            }
+        }
+        self.session_user().await
+    }
+
+    /// A fresh CSRF token for a page (creating an anonymous session if needed).
+    pub fn csrf_token(&self) -> String {
+        session::page_csrf(self.cookies, &self.sec.config, self.session.as_ref())
+    }
+
+    /// For forms: the body's `csrf_token` (or a header) must match the session's.
+    pub fn check_form_csrf(&self, input: &Input) -> Result<(), String> {
+        input.check_form_csrf(self.session.as_ref(), self.csrf_header)
+    }
+
+    /// The redirect target: the body's `next`, else the query's, validated.
+    /// JSON clients get a 400 for a bad one; forms fall back to `/`.
+    pub fn next(&self, input: &Input) -> Result<String, ApiError> {
+        let body = input.text("next")?;
+        let raw = if body.is_empty() {
+            self.query_next.as_deref().unwrap_or("")
+        } else {
+            body
+        };
+        if raw.is_empty() {
+            return Ok("/".into());
+        }
+        if is_safe_next(raw) {
+            Ok(raw.to_owned())
+        } else if self.json {
+            Err(ApiError::Validation(FieldErrors::one(
+                "next",
+                msg::BAD_REDIRECT,
+            )))
+        } else {
+            Ok("/".into())
+        }
+    }
+
+    /// Signs `user` in: a brand-new session (fresh CSRF secret), then the
+    /// envelope (with a token when asked) or a redirect to `next`.
+    pub fn signed_in(
+        &self,
+        user: &User,
+        remember: bool,
+        next: &str,
+        mut extra: Map<String, Value>,
+    ) -> Reply {
+        let paa = session::now_f64();
+        let data = session::start(
+            self.cookies,
+            &self.sec.config,
+            &user.fs_uniquifier,
+            remember,
+            paa,
+        );
+        if !self.json {
+            return Reply::Redirect(next.to_owned());
+        }
+        let mut user_obj = Map::new();
+        if self.include_token {
+            user_obj.insert(
+                "authentication_token".into(),
+                Value::from(self.sec.mint_token(&user.fs_uniquifier, paa)),
+            );
+        }
+        extra.insert("csrf_token".into(), Value::from(data.csrf));
+        extra.insert("user".into(), Value::Object(user_obj));
+        Reply::Json(Envelope::ok(extra))
+    }
+}
+
+/// Form state handed to the page templates.
+#[derive(serde::Serialize, Default)]
+pub struct FormView {
+    /// Field name -> messages.
+    pub errors: Map<String, Value>,
+    /// Form-level messages.
+    pub form_errors: Vec<String>,
+    /// Values to show again (never passwords).
+    pub values: Map<String, Value>,
+}
+
+impl FormView {
+    /// From validation errors and the values to re-display.
+    pub fn new(errors: &FieldErrors, values: Map<String, Value>) -> Self {
+        let mut by_field = errors.by_field();
+        let form_errors = by_field
+            .remove("")
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        FormView {
+            errors: by_field,
+            form_errors,
+            values,
+        }
+    }
+}
+
+/// Renders a page with the common context: CSRF token, form state, the
+/// signed-in user's email and whether registration is open.
+pub fn render(
+    ctx: &Ctx<'_>,
+    name: &'static str,
+    status: Status,
+    form: FormView,
+    user: Option<&User>,
+) -> Reply {
+    let page = Template::render(
+        name,
+        rocket_dyn_templates::context! {
+            csrf_token: ctx.csrf_token(),
+            form,
+            user_email: user.map(|u| u.email.clone()),
+            registerable: ctx.sec.config.registerable,
+        },
+    );
+    Reply::Page(status, page)
+}
+
+/// Every route of the auth server (not the demo API).
+pub fn routes() -> Vec<rocket::Route> {
+    let mut r = Vec::new();
+    r.extend(login::routes());
+    r.extend(register::routes());
+    r.extend(change::routes());
+    r.extend(pages::routes());
+    r
+}
