@@ -1,0 +1,15 @@
+//! Black-box tests through the real app. One binary, so the suite links once.
+
+mod common;
+
+mod api;
+mod compat;
+mod csrf;
+mod input;
+mod login;
+mod outage;
+mod register;
+mod revoke;
+mod roles;
+mod startup;
+mod unauthenticated;

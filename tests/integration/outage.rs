@@ -1,0 +1,109 @@
+//! A database that cannot answer is a 503 with Retry-After: never a 401
+//! (clients would drop valid tokens), never a 500, never a hang.
+
+use std::time::{Duration, Instant};
+
+use rocket::http::{Header, Status};
+use serde_json::json;
+
+use crate::common::*;
+
+fn assert_503(r: &Resp, what: &str) {
+    assert_eq!(r.status, Status::ServiceUnavailable, "{what}: {}", r.body);
+    assert!(r.header("Retry-After").is_some(), "{what}: Retry-After");
+}
+
+#[rocket::async_test]
+async fn a_closed_pool_is_503_everywhere() {
+    let app = app().await;
+    app.user("db@example.com").await;
+    let token = app.login_token("db@example.com", PASSWORD).await;
+    let mut b = app.browser_login("db@example.com", PASSWORD).await;
+
+    app.dbh().close().await;
+
+    let r = app.get_with_token("/api/test", &token).await;
+    assert_503(&r, "token");
+    assert_eq!(r.json()["meta"]["code"], 503);
+    assert_503(
+        &b.send(accept_json(app.client.get("/api/me"))).await,
+        "session",
+    );
+    assert_503(
+        &app.post_json(
+            "/login",
+            json!({"email": "db@example.com", "password": PASSWORD}),
+        )
+        .await,
+        "login",
+    );
+    assert_503(
+        &app.post_json("/register", json!({"email": "n@example.com", "password": "password1", "password_confirm": "password1"})).await,
+        "register",
+    );
+    assert_503(
+        &send(app.client.get("/api/articles/1/likes")).await,
+        "likes",
+    );
+    // A browser gets a 503 page, not a redirect to the login page.
+    let page = b.send(app.client.get("/api/me")).await;
+    assert_503(&page, "browser");
+    assert!(page.text().contains("<html"));
+}
+
+/// A write lock held elsewhere (another process, a migration, a long
+/// transaction): the request waits at most the configured timeout, then 503.
+#[rocket::async_test]
+async fn a_locked_database_is_503_within_the_timeout() {
+    use sqlx::Connection;
+    let app = app_with(|f| f.merge(("databases.gatehouse.connect_timeout", 1))).await;
+    app.user("lock@example.com").await;
+
+    let started;
+    let r;
+    if app.db.is_postgres() {
+        let mut other = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+        let mut tx = other.begin().await.unwrap();
+        sqlx::query(r#"LOCK TABLE "user" IN ACCESS EXCLUSIVE MODE"#)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        started = Instant::now();
+        r = app
+            .post_json(
+                "/login",
+                json!({"email": "lock@example.com", "password": PASSWORD}),
+            )
+            .await;
+        tx.rollback().await.unwrap();
+    } else {
+        let mut other = sqlx::SqliteConnection::connect(&app.db.url).await.unwrap();
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        started = Instant::now();
+        r = app
+            .post_json(
+                "/login",
+                json!({"email": "lock@example.com", "password": PASSWORD}),
+            )
+            .await;
+        sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    }
+    assert_503(&r, "locked");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Recovers by itself.
+    let r = app
+        .post_json(
+            "/login",
+            json!({"email": "lock@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, Status::Ok, "{}", r.body);
+    let _ = Header::new("a", "b");
+}
