@@ -77,7 +77,6 @@ pub fn fairing() -> AdHoc {
             }
             Err(reason) => {
                 tracing::error!("gatehouse cannot start: {reason}");
-                eprintln!("gatehouse cannot start: {reason}");
                 Err(rocket)
             }
         }

@@ -9,6 +9,7 @@ async fn main() -> std::process::ExitCode {
             EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| EnvFilter::new("info,rocket::server=warn,_=warn")),
         )
+        .with_writer(std::io::stderr)
         .init();
     let app =
         gatehouse::rocket(rocket::Config::figment()).mount("/", gatehouse::routes::api::routes());

@@ -42,7 +42,11 @@ impl<'r> Responder<'r, 'static> for Reply {
                 .status(status)
                 .raw_header("Cache-Control", "private, no-store")
                 .ok(),
-            Reply::Redirect(to) => Redirect::found(to).respond_to(req),
+            Reply::Redirect(to) => {
+                response::Response::build_from(Redirect::found(to).respond_to(req)?)
+                    .raw_header("Cache-Control", "private, no-store")
+                    .ok()
+            }
         }
     }
 }

@@ -107,3 +107,44 @@ async fn a_locked_database_is_503_within_the_timeout() {
     assert_eq!(r.status, Status::Ok, "{}", r.body);
     let _ = Header::new("a", "b");
 }
+
+/// All hashing slots busy past the admission timeout: 503 at once, not a
+/// queue that grows without bound; the service recovers after the burst.
+#[rocket::async_test]
+async fn full_hashing_slots_answer_503_with_retry_after() {
+    let app = app_with(|f| {
+        f.merge(("security.hash_slots", 1))
+            .merge(("security.hash_admission_ms", 1))
+            .merge(("security.bcrypt_cost", 10))
+    })
+    .await;
+    app.user("busy@example.com").await;
+    let logins: Vec<_> = (0..6)
+        .map(|_| {
+            app.post_json(
+                "/login",
+                json!({"email": "busy@example.com", "password": PASSWORD}),
+            )
+        })
+        .collect();
+    let results = crate::register::futures_join_all(logins).await;
+    let busy: Vec<&Resp> = results
+        .iter()
+        .filter(|r| r.status == Status::ServiceUnavailable)
+        .collect();
+    let ok = results.iter().filter(|r| r.status == Status::Ok).count();
+    assert!(!busy.is_empty(), "a burst over one slot must be refused");
+    assert!(ok >= 1, "the first one gets through");
+    assert_eq!(ok + busy.len(), results.len(), "only 200 or 503");
+    for r in busy {
+        assert_eq!(r.header("Retry-After"), Some("1"));
+        assert_eq!(r.json()["meta"]["code"], 503);
+    }
+    let r = app
+        .post_json(
+            "/login",
+            json!({"email": "busy@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, Status::Ok);
+}
