@@ -234,3 +234,87 @@ impl DatabaseConfig {
         })
     }
 }
+
+/// What `gatehouse check-config` prints and what it objects to.
+pub struct ConfigReport {
+    /// The effective configuration, secrets masked.
+    pub text: String,
+    /// Weak or invalid settings; empty when the configuration is fine.
+    pub problems: Vec<String>,
+}
+
+fn mask(secret: &SecretString) -> String {
+    let s = secret.expose_secret();
+    if s.contains(DEV_MARKER) {
+        "<DEVELOPMENT-ONLY value>".into()
+    } else {
+        format!("<set, {} characters>", s.chars().count())
+    }
+}
+
+/// Checks a configuration the way an operator would before going live:
+/// development secrets in release, bcrypt cost below 10, cookies without
+/// `Secure` in release, and no stable Rocket secret key in release.
+pub fn check(figment: &Figment) -> ConfigReport {
+    let release = is_release(figment);
+    let mut problems = Vec::new();
+    let mut text = format!("profile: {}\n", figment.profile());
+    // Rocket's default is a zero key, replaced by a random one in debug.
+    let rocket_key = rocket::Config::from(figment).secret_key.is_provided();
+    text.push_str(&format!(
+        "secret_key (Rocket, cookie encryption): {}\n",
+        if rocket_key {
+            "<set>"
+        } else {
+            "<not set: random per start>"
+        }
+    ));
+    if release && !rocket_key {
+        problems.push("secret_key (Rocket's, for cookies) is not set: generate one with `openssl rand -base64 32`".into());
+    }
+    match DatabaseConfig::from_figment(figment) {
+        Ok(db) => text.push_str(&format!(
+            "databases.gatehouse.url: {}\ndatabases.gatehouse.max_connections: {}\ndatabases.gatehouse.connect_timeout: {}\n",
+            crate::db::redact_url(&db.url),
+            db.max_connections,
+            db.connect_timeout
+        )),
+        Err(e) => problems.push(e.0),
+    }
+    match SecurityConfig::from_figment(figment) {
+        Ok(c) => {
+            text.push_str(&format!(
+                "security.secret_key: {}\nsecurity.password_salt: {}\nsecurity.token_salt: {}\n\
+                 security.token_max_age: {}\nsecurity.token_header: {}\nsecurity.accept_bearer: {}\n\
+                 security.token_query_param: {}\nsecurity.bcrypt_cost: {}\nsecurity.registerable: {}\n\
+                 security.cookie_secure: {}\nsecurity.session_max_age: {}\nsecurity.remember_max_age: {}\n\
+                 security.hash_slots: {}\nsecurity.hash_admission_ms: {}",
+                mask(&c.secret_key),
+                mask(&c.password_salt),
+                c.token_salt,
+                c.token_max_age,
+                c.token_header,
+                c.accept_bearer,
+                c.token_query_param.as_deref().unwrap_or("<off>"),
+                c.bcrypt_cost,
+                c.registerable,
+                c.cookie_secure,
+                c.session_max_age,
+                c.remember_max_age,
+                c.hash_slots,
+                c.hash_admission.as_millis(),
+            ));
+            if c.bcrypt_cost < 10 {
+                problems.push(format!(
+                    "security.bcrypt_cost = {} is weak: use 10 or more (12 is the default)",
+                    c.bcrypt_cost
+                ));
+            }
+            if release && !c.cookie_secure {
+                problems.push("security.cookie_secure is off in release: session cookies would travel over plain HTTP".into());
+            }
+        }
+        Err(e) => problems.push(e.0),
+    }
+    ConfigReport { text, problems }
+}

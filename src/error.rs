@@ -26,6 +26,8 @@ pub mod msg {
         "Your new password must be different than your previous password.";
     pub const WRONG_PASSWORD: &str = "Invalid password";
     pub const DISABLED: &str = "Account is disabled.";
+    pub const TWO_FACTOR_UNSUPPORTED: &str =
+        "This account requires two-factor sign-in, which this server does not offer yet.";
     pub const ANONYMOUS_ONLY: &str = "You can only access this endpoint when not logged in.";
     pub const NOT_A_STRING: &str = "Input not appropriate for requested API";
     pub const BAD_REDIRECT: &str = "Redirections outside the domain are forbidden";

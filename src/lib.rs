@@ -6,11 +6,13 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod input;
+pub mod logging;
 pub mod response;
 pub mod routes;
 pub mod validate;
@@ -58,22 +60,18 @@ pub async fn build_state(figment: &Figment) -> Result<Security, String> {
     })
 }
 
-/// The fairing that builds [`Security`] at ignite and closes the pool at
-/// shutdown. Ignite fails, with the reason logged, on a bad configuration.
+/// The fairing that builds [`Security`] at ignite. Ignite fails, with the
+/// reason logged, on a bad configuration.
+///
+/// The pool is not closed by a shutdown fairing: Rocket runs those at the
+/// start of shutdown, while in-flight requests still need the database.
+/// Close it once `launch()` has returned (see [`close`]).
 pub fn fairing() -> AdHoc {
     AdHoc::try_on_ignite("gatehouse", |rocket| async move {
         match build_state(rocket.figment()).await {
             Ok(state) => {
                 tracing::info!(backend = state.db.backend(), "gatehouse ready");
-                Ok(rocket
-                    .manage(state)
-                    .attach(AdHoc::on_shutdown("gatehouse pool", |rocket| {
-                        Box::pin(async move {
-                            if let Some(sec) = rocket.state::<Security>() {
-                                sec.db.close().await;
-                            }
-                        })
-                    })))
+                Ok(rocket.manage(state))
             }
             Err(reason) => {
                 tracing::error!("gatehouse cannot start: {reason}");
@@ -81,6 +79,14 @@ pub fn fairing() -> AdHoc {
             }
         }
     })
+}
+
+/// Closes the database pool of a Rocket that has finished serving (after
+/// `launch()` returned, so every in-flight request had its grace period).
+pub async fn close<P: rocket::Phase>(rocket: &Rocket<P>) {
+    if let Some(sec) = rocket.state::<Security>() {
+        sec.db.close().await;
+    }
 }
 
 /// The full auth server: state, templates, auth routes, static files and
@@ -91,6 +97,7 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
         .unwrap_or_else(|_| "static".into());
     rocket::custom(figment)
         .attach(fairing())
+        .attach(logging::RequestLog)
         .attach(Template::fairing())
         .mount("/", routes::routes())
         .mount("/static", FileServer::from(static_dir))

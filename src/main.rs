@@ -1,23 +1,308 @@
-//! The gatehouse server binary.
+//! The gatehouse binary: the server (default), account administration, and
+//! a configuration check. Every command reads the same configuration as the
+//! server: Rocket.toml and ROCKET_* variables.
 
-use tracing_subscriber::EnvFilter;
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
 
-#[rocket::main]
-async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,rocket::server=warn,_=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+use clap::{Args, Parser, Subcommand};
+use gatehouse::admin::{self, AdminError};
+use gatehouse::Security;
+
+/// Authentication and session server, wire-compatible with Flask-Security-Too.
+#[derive(Parser)]
+#[command(name = "gatehouse", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTP (the default when no command is given)
+    Serve,
+    /// Manage users
+    #[command(subcommand)]
+    Users(Users),
+    /// Manage roles
+    #[command(subcommand)]
+    Roles(Roles),
+    /// Print the effective configuration (secrets masked) and fail on weak settings
+    CheckConfig,
+}
+
+#[derive(Args)]
+struct PasswordSource {
+    /// Read the password from the first line of standard input instead of
+    /// prompting (passwords are never taken as arguments)
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Subcommand)]
+enum Users {
+    /// Create an active user
+    Create {
+        /// The user's email (the sign-in identity)
+        email: String,
+        #[command(flatten)]
+        password: PasswordSource,
+        /// Give the user this role (repeatable; the role must exist)
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+    },
+    /// Let a user sign in again
+    Activate {
+        /// The user's email
+        email: String,
+    },
+    /// Block a user: every session and token stops working at once
+    Deactivate {
+        /// The user's email
+        email: String,
+    },
+    /// Sign a user out everywhere (rotates fs_uniquifier)
+    ResetAccess {
+        /// The user's email
+        email: String,
+    },
+    /// Set a new password (also signs the user out everywhere)
+    ChangePassword {
+        /// The user's email
+        email: String,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// List users with their roles
+    List,
+}
+
+#[derive(Subcommand)]
+enum Roles {
+    /// Create a role
+    Create {
+        /// The role's name
+        name: String,
+        /// Permissions of the role, comma-separated (e.g. read,write)
+        #[arg(long, value_delimiter = ',')]
+        permissions: Vec<String>,
+        /// A description
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Give a user a role
+    Add {
+        /// The user's email
+        email: String,
+        /// The role's name
+        role: String,
+    },
+    /// Take a role from a user
+    Remove {
+        /// The user's email
+        email: String,
+        /// The role's name
+        role: String,
+    },
+    /// List roles with their permissions
+    List,
+}
+
+fn read_password(source: &PasswordSource) -> Result<String, String> {
+    if source.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        let password = line.trim_end_matches(['\n', '\r']).to_owned();
+        if password.is_empty() {
+            return Err("no password on standard input".into());
+        }
+        return Ok(password);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(
+            "no password: run in a terminal to be prompted, or pipe it with --password-stdin"
+                .into(),
+        );
+    }
+    let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
+    let second = rpassword::prompt_password("Repeat password: ").map_err(|e| e.to_string())?;
+    if first != second {
+        return Err("the passwords do not match".into());
+    }
+    Ok(first)
+}
+
+async fn state() -> Result<Security, String> {
+    gatehouse::build_state(&rocket::Config::figment()).await
+}
+
+fn fail(reason: impl std::fmt::Display) -> ExitCode {
+    eprintln!("gatehouse: {reason}");
+    ExitCode::FAILURE
+}
+
+async fn users(cmd: Users) -> Result<String, String> {
+    let password = match &cmd {
+        Users::Create { password, .. } | Users::ChangePassword { password, .. } => {
+            let p = read_password(password)?;
+            admin::check_password(&p).map_err(|e| e.to_string())?;
+            Some(p)
+        }
+        _ => None,
+    };
+    let sec = state().await?;
+    let e = |e: AdminError| e.to_string();
+    let out = match cmd {
+        Users::Create { email, roles, .. } => {
+            let u = admin::create_user(
+                &sec,
+                &email,
+                password.as_deref().unwrap_or_default(),
+                &roles,
+            )
+            .await
+            .map_err(e)?;
+            format!("created user {} (id {})", u.email, u.id)
+        }
+        Users::Activate { email } => {
+            let u = admin::set_active(&sec, &email, true).await.map_err(e)?;
+            format!("activated {}", u.email)
+        }
+        Users::Deactivate { email } => {
+            let u = admin::set_active(&sec, &email, false).await.map_err(e)?;
+            format!(
+                "deactivated {}: every session and token is refused",
+                u.email
+            )
+        }
+        Users::ResetAccess { email } => {
+            let u = admin::reset_access(&sec, &email).await.map_err(e)?;
+            format!("signed {} out everywhere", u.email)
+        }
+        Users::ChangePassword { email, .. } => {
+            let u = admin::change_password(&sec, &email, password.as_deref().unwrap_or_default())
+                .await
+                .map_err(e)?;
+            format!(
+                "changed the password of {} and signed them out everywhere",
+                u.email
+            )
+        }
+        Users::List => {
+            let mut out = format!("{:>6}  {:<40}  {:<8}  roles", "id", "email", "active");
+            for u in admin::list_users(&sec).await.map_err(e)? {
+                out.push_str(&format!(
+                    "\n{:>6}  {:<40}  {:<8}  {}",
+                    u.id,
+                    u.email,
+                    if u.active { "yes" } else { "no" },
+                    u.roles.join(",")
+                ));
+            }
+            out
+        }
+    };
+    sec.db.close().await;
+    Ok(out)
+}
+
+async fn roles(cmd: Roles) -> Result<String, String> {
+    let sec = state().await?;
+    let e = |e: AdminError| e.to_string();
+    let out = match cmd {
+        Roles::Create {
+            name,
+            permissions,
+            description,
+        } => {
+            let r = admin::create_role(&sec, &name, &permissions, description.as_deref())
+                .await
+                .map_err(e)?;
+            format!("created role {} (id {})", r.name, r.id)
+        }
+        Roles::Add { email, role } => {
+            match admin::add_role(&sec, &email, &role).await.map_err(e)? {
+                true => format!("gave {email} the role {role}"),
+                false => format!("{email} already has the role {role}"),
+            }
+        }
+        Roles::Remove { email, role } => {
+            match admin::remove_role(&sec, &email, &role).await.map_err(e)? {
+                true => format!("took the role {role} from {email}"),
+                false => format!("{email} did not have the role {role}"),
+            }
+        }
+        Roles::List => {
+            let mut out = format!("{:>6}  {:<24}  permissions", "id", "name");
+            for r in admin::list_roles(&sec).await.map_err(e)? {
+                out.push_str(&format!(
+                    "\n{:>6}  {:<24}  {}",
+                    r.id,
+                    r.name,
+                    r.permissions.unwrap_or_default()
+                ));
+            }
+            out
+        }
+    };
+    sec.db.close().await;
+    Ok(out)
+}
+
+async fn serve() -> ExitCode {
     let app =
         gatehouse::rocket(rocket::Config::figment()).mount("/", gatehouse::routes::api::routes());
     match app.launch().await {
-        Ok(_) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("gatehouse stopped: {e}");
-            std::process::ExitCode::FAILURE
+        Ok(rocket) => {
+            gatehouse::close(&rocket).await;
+            ExitCode::SUCCESS
         }
+        Err(e) => fail(format_args!("stopped: {e}")),
+    }
+}
+
+#[rocket::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let figment = rocket::Config::figment();
+    let json_logs = figment
+        .extract_inner::<String>("log_format")
+        .is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let serving = matches!(cli.command, None | Some(Command::Serve));
+    // Admin commands print their result; logs stay at warnings unless asked.
+    let filter = if serving {
+        "info,rocket=warn,rocket::launch=info,_=warn,sqlx=warn"
+    } else {
+        "warn"
+    };
+    gatehouse::logging::init(json_logs, filter);
+
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => return serve().await,
+        Command::CheckConfig => {
+            let report = gatehouse::config::check(&figment);
+            println!("{}", report.text);
+            if report.problems.is_empty() {
+                Ok("configuration OK".to_owned())
+            } else {
+                Err(format!(
+                    "{} problem(s): {}",
+                    report.problems.len(),
+                    report.problems.join("; ")
+                ))
+            }
+        }
+        Command::Users(cmd) => users(cmd).await,
+        Command::Roles(cmd) => roles(cmd).await,
+    };
+    match result {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(reason) => fail(reason),
     }
 }

@@ -32,6 +32,9 @@ pub enum LoginFailure {
     Invalid,
     /// Right password, inactive account.
     Disabled,
+    /// Right password, but the account enrolled in FS two-factor sign-in,
+    /// which gatehouse does not serve: refused rather than downgraded.
+    TwoFactorRequired,
 }
 
 fn unix_now() -> u64 {
@@ -72,17 +75,48 @@ impl Security {
             return Ok(Err(LoginFailure::Invalid));
         }
         let user = self.db.user_by_email(email.trim()).await?;
-        let ok = self
-            .hasher
-            .verify(
-                &normalized,
-                user.as_ref().and_then(|u| u.password.as_deref()),
-            )
-            .await?;
+        let stored = user.as_ref().and_then(|u| u.password.clone());
+        if let (Some(u), Some(h)) = (&user, &stored) {
+            if password::Scheme::of(h) == password::Scheme::Unsupported {
+                tracing::warn!(
+                    event = "login",
+                    user_id = u.id,
+                    "stored password uses an unsupported scheme (plaintext or legacy): refused; reset it"
+                );
+            }
+        }
+        let ok = self.hasher.verify(&normalized, stored.as_deref()).await?;
         match user {
-            Some(u) if ok && u.active => Ok(Ok(u)),
+            Some(u)
+                if ok
+                    && u.active
+                    && u.tf_primary_method
+                        .as_deref()
+                        .is_some_and(|m| !m.is_empty()) =>
+            {
+                Ok(Err(LoginFailure::TwoFactorRequired))
+            }
+            Some(u) if ok && u.active => {
+                if stored.is_some_and(|h| self.hasher.needs_rehash(&h)) {
+                    self.rehash(&u, &normalized).await?;
+                }
+                Ok(Ok(u))
+            }
             Some(_) if ok => Ok(Err(LoginFailure::Disabled)),
             _ => Ok(Err(LoginFailure::Invalid)),
         }
+    }
+
+    /// Replaces a verified legacy hash (argon2, weaker bcrypt) with one of
+    /// the configured kind. Same password, so sessions and tokens live on.
+    async fn rehash(&self, user: &User, normalized: &str) -> Result<(), ApiError> {
+        let hash = self.hasher.hash(normalized).await?;
+        self.db.set_password_hash(user.id, &hash).await?;
+        tracing::info!(
+            event = "rehash",
+            user_id = user.id,
+            "password rehashed to bcrypt"
+        );
+        Ok(())
     }
 }

@@ -128,24 +128,81 @@ impl Hasher {
     }
 
     /// Checks a normalised password against a stored hash. `None` (unknown
-    /// user, or a user without a password) checks against the dummy hash and
-    /// answers false, at the same cost as a real check.
+    /// user, or a user without a password) and unsupported schemes (plaintext,
+    /// pbkdf2, …) check against the dummy hash and answer false, at the same
+    /// cost as a real check.
     pub async fn verify(&self, normalized: &str, stored: Option<&str>) -> Result<bool, HashError> {
         let pre = prehash(&self.salt, normalized);
-        let (hash, real) = match stored {
-            Some(h) if is_bcrypt(h) => (h.to_owned(), true),
-            _ => (self.dummy.clone(), false),
+        let scheme = stored.map_or(Scheme::Unsupported, Scheme::of);
+        let hash = match scheme {
+            Scheme::Bcrypt { .. } | Scheme::Argon2 => stored.unwrap_or_default().to_owned(),
+            Scheme::Unsupported => self.dummy.clone(),
         };
         let matched = self
-            .run(move || Ok(bcrypt::verify(bcrypt_input(&pre), &hash).unwrap_or(false)))
+            .run(move || {
+                Ok(match scheme {
+                    // FS feeds argon2 the whole 88-character pre-hash.
+                    Scheme::Argon2 => verify_argon2(&pre, &hash),
+                    _ => bcrypt::verify(bcrypt_input(&pre), &hash).unwrap_or(false),
+                })
+            })
             .await?;
-        Ok(real && matched)
+        Ok(scheme != Scheme::Unsupported && matched)
+    }
+
+    /// Whether a stored hash should be replaced by one of the configured
+    /// kind after a successful sign-in: argon2 (FS 5's default), or bcrypt
+    /// below the configured cost.
+    pub fn needs_rehash(&self, stored: &str) -> bool {
+        match Scheme::of(stored) {
+            Scheme::Bcrypt { cost } => cost < self.cost,
+            Scheme::Argon2 => true,
+            Scheme::Unsupported => false,
+        }
     }
 }
 
-/// Stored hash formats we can verify: bcrypt `$2a$`, `$2b$`, `$2y$`.
-fn is_bcrypt(hash: &str) -> bool {
-    ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p))
+/// The stored hash schemes gatehouse knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `$2a$`, `$2b$`, `$2y$` with a cost.
+    Bcrypt {
+        /// Work factor.
+        cost: u32,
+    },
+    /// `$argon2id$` / `$argon2i$` / `$argon2d$` (PHC string, as passlib writes it).
+    Argon2,
+    /// Anything else: plaintext, pbkdf2, sha-crypt, … Never accepted.
+    Unsupported,
+}
+
+impl Scheme {
+    /// Recognises a stored hash.
+    pub fn of(stored: &str) -> Scheme {
+        let bcrypt = ["$2a$", "$2b$", "$2y$"]
+            .iter()
+            .any(|p| stored.starts_with(p));
+        if bcrypt && stored.len() == 60 {
+            match stored[4..6].parse() {
+                Ok(cost) => Scheme::Bcrypt { cost },
+                Err(_) => Scheme::Unsupported,
+            }
+        } else if stored.starts_with("$argon2") {
+            Scheme::Argon2
+        } else {
+            Scheme::Unsupported
+        }
+    }
+}
+
+fn verify_argon2(prehashed: &str, stored: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    match PasswordHash::new(stored) {
+        Ok(parsed) => argon2::Argon2::default()
+            .verify_password(prehashed.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +234,25 @@ mod tests {
         assert!(h.verify("whatever", Some(&stored)).await.unwrap());
         assert!(!h.verify("whatevex", Some(&stored)).await.unwrap());
         assert_eq!(h.hash_count(), 5);
+    }
+
+    #[test]
+    fn schemes() {
+        let b = "$2b$12$2YDlblqkc0g8wk.gaC9oiu.mebSBGwtA55Rm2hEreDeMTGV29dUpy";
+        assert_eq!(Scheme::of(b), Scheme::Bcrypt { cost: 12 });
+        assert_eq!(
+            Scheme::of("$argon2id$v=19$m=65536,t=3,p=4$abc$def"),
+            Scheme::Argon2
+        );
+        for other in [
+            "password",
+            "",
+            "$pbkdf2-sha512$25000$x$y",
+            "$5$rounds=535000$x$y",
+            "$2b$12$short",
+        ] {
+            assert_eq!(Scheme::of(other), Scheme::Unsupported, "{other}");
+        }
     }
 
     #[tokio::test]

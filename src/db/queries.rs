@@ -15,9 +15,11 @@ pub struct User {
     pub active: bool,
     /// The identity inside sessions and tokens; rotating it revokes them all.
     pub fs_uniquifier: String,
+    /// FS two-factor method, when the user enrolled in one.
+    pub tf_primary_method: Option<String>,
 }
 
-const USER_COLUMNS: &str = "id, email, password, active, fs_uniquifier";
+const USER_COLUMNS: &str = "id, email, password, active, fs_uniquifier, tf_primary_method";
 
 /// The sign-in tracking columns (FS `SECURITY_TRACKABLE`).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -99,7 +101,8 @@ impl Db {
     /// Looks a user up by fs_uniquifier: the one way sessions and tokens find
     /// their user. Runs on every authenticated request.
     pub async fn user_by_uniquifier(&self, uid: &str) -> Result<Option<User>, DbError> {
-        const SQL: &str = r#"SELECT id, email, password, active, fs_uniquifier FROM "user" WHERE fs_uniquifier = $1"#;
+        const SQL: &str = r#"SELECT id, email, password, active, fs_uniquifier, tf_primary_method
+            FROM "user" WHERE fs_uniquifier = $1"#;
         Ok(with_pool!(self, p => sqlx::query_as(SQL).bind(uid).fetch_optional(p).await)?)
     }
 
@@ -155,6 +158,19 @@ impl Db {
             .bind(user_id).bind(password_hash).bind(uniquifier).bind(now)
             .execute(p).await.map(|r| r.rows_affected()))?;
         Ok(done == 1)
+    }
+
+    /// Replaces the stored hash of the same password (a rehash): the
+    /// fs_uniquifier is kept, so sessions and tokens live on.
+    pub async fn set_password_hash(
+        &self,
+        user_id: i32,
+        password_hash: &str,
+    ) -> Result<(), DbError> {
+        const SQL: &str = r#"UPDATE "user" SET password = $2, update_datetime = $3 WHERE id = $1"#;
+        let now = DbTime::now();
+        with_pool!(self, p => sqlx::query(SQL).bind(user_id).bind(password_hash).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
     }
 
     /// Sets whether the user may sign in; false when there is no such user.

@@ -107,8 +107,10 @@ async fn change(
         return Err(ApiError::Unauthenticated { basic: false });
     }
     tracing::info!(
+        event = "rotation",
+        reason = "password_change",
         user_id = auth.user.id,
-        "password changed: fs_uniquifier rotated"
+        "password changed"
     );
     let user = User {
         password: Some(hash),

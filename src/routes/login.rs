@@ -82,7 +82,12 @@ async fn login(ctx: Ctx<'_>, input: Result<Input, ApiError>) -> Result<Reply, Ap
     match ctx.sec.check_password(email, password).await? {
         Ok(user) => {
             ctx.sec.db.record_login(user.id, ctx.ip.as_deref()).await?;
-            tracing::info!(user_id = user.id, "login ok");
+            tracing::info!(
+                event = "login",
+                outcome = "ok",
+                user_id = user.id,
+                "signed in"
+            );
             Ok(ctx.signed_in(
                 &user,
                 input.remember(),
@@ -91,11 +96,19 @@ async fn login(ctx: Ctx<'_>, input: Result<Input, ApiError>) -> Result<Reply, Ap
             ))
         }
         Err(failure) => {
-            tracing::info!(reason = ?failure, "login failed");
-            let message = match failure {
-                LoginFailure::Invalid => msg::LOGIN_FAILED,
-                LoginFailure::Disabled => msg::DISABLED,
+            let (message, reason) = match failure {
+                LoginFailure::Invalid => (msg::LOGIN_FAILED, "invalid_credentials"),
+                LoginFailure::Disabled => (msg::DISABLED, "disabled"),
+                LoginFailure::TwoFactorRequired => {
+                    (msg::TWO_FACTOR_UNSUPPORTED, "two_factor_required")
+                }
             };
+            tracing::info!(
+                event = "login",
+                outcome = "failed",
+                reason,
+                "sign-in refused"
+            );
             login_failed(&ctx, Status::Ok, FieldErrors::one("", message), &input)
         }
     }
@@ -116,6 +129,9 @@ async fn logout(ctx: Ctx<'_>, input: Result<Input, ApiError>) -> Result<Reply, A
         check.map_err(ApiError::BadRequest)?;
     }
     session::end(ctx.cookies, &ctx.sec.config);
+    if signed_in {
+        tracing::info!(event = "logout", "session ended");
+    }
     if ctx.json {
         Ok(Reply::Json(Envelope::ok(Map::new())))
     } else {
@@ -140,8 +156,10 @@ async fn logout_everywhere(
         .set_uniquifier(auth.user.id, &new_uniquifier())
         .await?;
     tracing::info!(
+        event = "rotation",
+        reason = "logout_everywhere",
         user_id = auth.user.id,
-        "fs_uniquifier rotated: logout everywhere"
+        "signed out everywhere"
     );
     session::end(ctx.cookies, &ctx.sec.config);
     if ctx.json {

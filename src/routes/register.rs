@@ -123,7 +123,12 @@ async fn register(ctx: Ctx<'_>, input: Result<Input, ApiError>) -> Result<Reply,
         Err(_) => return register_failed(&ctx, Status::Ok, taken(), &input),
     };
     ctx.sec.db.record_login(user.id, ctx.ip.as_deref()).await?;
-    tracing::info!(user_id = user.id, "registered");
+    tracing::info!(
+        event = "register",
+        outcome = "ok",
+        user_id = user.id,
+        "registered and signed in"
+    );
     Ok(ctx.signed_in(&user, false, &next, serde_json::Map::new()))
 }
 

@@ -318,3 +318,62 @@ impl TestApp {
         b
     }
 }
+
+/// A user row as Flask-Security-Too writes it (SQLite: integer booleans,
+/// text datetimes).
+pub struct FsUser<'a> {
+    pub id: i64,
+    pub email: &'a str,
+    pub password: &'a str,
+    pub active: bool,
+    pub uniquifier: &'a str,
+}
+
+/// Creates a SQLite database exactly as FS's fsqla_v3 models do (their
+/// DDL), with these users and roles (`(name, permissions, [user ids])`).
+/// Returns its URL.
+pub async fn fs_sqlite_database(
+    dir: &std::path::Path,
+    users: &[FsUser<'_>],
+    roles: &[(&str, &str, &[i64])],
+) -> String {
+    use sqlx::{Connection, Executor};
+    let url = format!("sqlite://{}?mode=rwc", dir.join("flask.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    conn.execute(include_str!("../fixtures/fsqla_v3-sqlite.sql"))
+        .await
+        .unwrap();
+    for u in users {
+        sqlx::query(
+            "INSERT INTO user (id, email, password, active, fs_uniquifier, create_datetime, update_datetime, login_count)
+             VALUES (?1, ?2, ?3, ?4, ?5, '2025-01-02 03:04:05.678901', '2025-01-02 03:04:05.678901', 3)",
+        )
+        .bind(u.id)
+        .bind(u.email)
+        .bind(u.password)
+        .bind(i64::from(u.active))
+        .bind(u.uniquifier)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    for (i, (name, perms, members)) in roles.iter().enumerate() {
+        sqlx::query("INSERT INTO role (id, name, permissions) VALUES (?1, ?2, ?3)")
+            .bind(i as i64 + 1)
+            .bind(name)
+            .bind(perms)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        for m in *members {
+            sqlx::query("INSERT INTO roles_users (user_id, role_id) VALUES (?1, ?2)")
+                .bind(m)
+                .bind(i as i64 + 1)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+    conn.close().await.unwrap();
+    url
+}

@@ -123,38 +123,29 @@ async fn fs_stored_hashes_verify_and_ours_verify_in_the_fs_recipe() {
 /// booleans, text datetimes, a hash FS made), then opens it with gatehouse.
 #[rocket::async_test]
 async fn a_database_created_by_flask_security_opens_and_its_users_sign_in() {
-    use sqlx::{Connection, Executor};
+    use sqlx::Connection;
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("flask.db");
-    let url = format!("sqlite://{}?mode=rwc", path.display());
     let fs_hash = vectors()["passwords"][0]["stored_hashes_that_verify"][0]
         .as_str()
         .unwrap()
         .to_owned();
-    {
-        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-        conn.execute(include_str!("../fixtures/fsqla_v3-sqlite.sql"))
-            .await
-            .unwrap();
-        sqlx::query(
-            "INSERT INTO user (id, email, password, active, fs_uniquifier, create_datetime, update_datetime, login_count)
-             VALUES (1, 'flask@example.com', ?1, 1, '68d9e7faa8a64b22a40a92182de715fc',
-                     '2025-01-02 03:04:05.678901', '2025-01-02 03:04:05.678901', 3),
-                    (2, 'off@example.com', ?1, 0, '0123456789abcdef0123456789abcdef',
-                     '2025-01-02 03:04:05', '2025-01-02 03:04:05', NULL)",
-        )
-        .bind(&fs_hash)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-        conn.execute(
-            "INSERT INTO role (id, name, permissions) VALUES (1, 'admin', 'read,write');
-             INSERT INTO roles_users (user_id, role_id) VALUES (1, 1);",
-        )
-        .await
-        .unwrap();
-        conn.close().await.unwrap();
-    }
+    let users = [
+        FsUser {
+            id: 1,
+            email: "flask@example.com",
+            password: &fs_hash,
+            active: true,
+            uniquifier: "68d9e7faa8a64b22a40a92182de715fc",
+        },
+        FsUser {
+            id: 2,
+            email: "off@example.com",
+            password: &fs_hash,
+            active: false,
+            uniquifier: "0123456789abcdef0123456789abcdef",
+        },
+    ];
+    let url = fs_sqlite_database(dir.path(), &users, &[("admin", "read,write", &[1])]).await;
     // The FS app's secrets: the vector's password salt.
     let client = client_on(&url, |f| {
         f.merge(("security.password_salt", "really super secret"))

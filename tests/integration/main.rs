@@ -1,12 +1,16 @@
 //! Black-box tests through the real app. One binary, so the suite links once.
 
 mod common;
+mod process;
 
+mod admin;
 mod api;
 mod compat;
 mod csrf;
 mod input;
 mod login;
+mod migration;
+mod operations;
 mod outage;
 mod register;
 mod revoke;

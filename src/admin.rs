@@ -1,0 +1,216 @@
+//! Account administration, as `flask users …` / `flask roles …` do it. The
+//! binary's CLI is a thin shell over these; each returns a one-line reason
+//! on failure.
+
+use crate::auth::{new_uniquifier, password, Security};
+use crate::db::{Role, User, UserSummary};
+use crate::error::msg;
+use crate::validate::normalize_email;
+
+/// Why an admin command failed: a one-line, operator-readable reason.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// No user has this email.
+    #[error("no user with email {0}")]
+    UnknownUser(String),
+    /// No role has this name.
+    #[error("no role named {0:?}")]
+    UnknownRole(String),
+    /// The email is already taken (in any letter case).
+    #[error("{0}")]
+    EmailTaken(String),
+    /// The role name is taken.
+    #[error("a role named {0:?} already exists")]
+    RoleExists(String),
+    /// The input breaks a rule (email, password, name).
+    #[error("{0}")]
+    Invalid(String),
+    /// The database or the hasher could not answer.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<crate::db::DbError> for AdminError {
+    fn from(e: crate::db::DbError) -> Self {
+        AdminError::Unavailable(e.to_string())
+    }
+}
+
+impl From<password::HashError> for AdminError {
+    fn from(e: password::HashError) -> Self {
+        AdminError::Unavailable(e.to_string())
+    }
+}
+
+/// Checks a new password by the register rules and returns it normalised.
+pub fn check_password(raw: &str) -> Result<String, AdminError> {
+    let normalized = password::normalize(raw);
+    let len = password::char_len(&normalized);
+    if len < password::MIN_LENGTH {
+        return Err(AdminError::Invalid(msg::SHORT_PASSWORD.into()));
+    }
+    if len > password::MAX_LENGTH {
+        return Err(AdminError::Invalid(msg::LONG_PASSWORD.into()));
+    }
+    Ok(normalized)
+}
+
+async fn user(sec: &Security, email: &str) -> Result<User, AdminError> {
+    sec.db
+        .user_by_email(email.trim())
+        .await?
+        .ok_or_else(|| AdminError::UnknownUser(email.trim().to_owned()))
+}
+
+async fn role(sec: &Security, name: &str) -> Result<Role, AdminError> {
+    sec.db
+        .role_by_name(name)
+        .await?
+        .ok_or_else(|| AdminError::UnknownRole(name.to_owned()))
+}
+
+/// Creates an active user with a password and roles (which must exist).
+pub async fn create_user(
+    sec: &Security,
+    email: &str,
+    raw_password: &str,
+    roles: &[String],
+) -> Result<User, AdminError> {
+    let email = normalize_email(email).ok_or_else(|| AdminError::Invalid(msg::BAD_EMAIL.into()))?;
+    let normalized = check_password(raw_password)?;
+    let mut found = Vec::new();
+    for name in roles {
+        found.push(role(sec, name).await?);
+    }
+    if sec.db.user_by_email(&email).await?.is_some() {
+        return Err(AdminError::EmailTaken(msg::email_taken(&email)));
+    }
+    let hash = sec.hasher.hash(&normalized).await?;
+    let user = sec
+        .db
+        .create_user(&email, Some(&hash), &new_uniquifier())
+        .await?
+        .map_err(|_| AdminError::EmailTaken(msg::email_taken(&email)))?;
+    for r in found {
+        sec.db.add_role(user.id, r.id).await?;
+    }
+    tracing::info!(
+        event = "user_created",
+        user_id = user.id,
+        "user created by admin"
+    );
+    Ok(user)
+}
+
+/// Activates or deactivates a user. Deactivation blocks every session and
+/// token at once, without rotating fs_uniquifier.
+pub async fn set_active(sec: &Security, email: &str, active: bool) -> Result<User, AdminError> {
+    let u = user(sec, email).await?;
+    sec.db.set_active(u.id, active).await?;
+    tracing::info!(
+        event = "user_active",
+        user_id = u.id,
+        active,
+        "user activation changed"
+    );
+    Ok(User { active, ..u })
+}
+
+/// Rotates fs_uniquifier: every session and token of the user dies.
+pub async fn reset_access(sec: &Security, email: &str) -> Result<User, AdminError> {
+    let u = user(sec, email).await?;
+    let uid = new_uniquifier();
+    sec.db.set_uniquifier(u.id, &uid).await?;
+    tracing::info!(
+        event = "rotation",
+        reason = "reset_access",
+        user_id = u.id,
+        "fs_uniquifier rotated"
+    );
+    Ok(User {
+        fs_uniquifier: uid,
+        ..u
+    })
+}
+
+/// Sets a new password; like a user's own change, it rotates fs_uniquifier.
+pub async fn change_password(
+    sec: &Security,
+    email: &str,
+    raw_password: &str,
+) -> Result<User, AdminError> {
+    let normalized = check_password(raw_password)?;
+    let u = user(sec, email).await?;
+    let hash = sec.hasher.hash(&normalized).await?;
+    let uid = new_uniquifier();
+    sec.db.set_password(u.id, &hash, &uid).await?;
+    tracing::info!(
+        event = "rotation",
+        reason = "admin_password_change",
+        user_id = u.id,
+        "password changed by admin"
+    );
+    Ok(User {
+        fs_uniquifier: uid,
+        password: Some(hash),
+        ..u
+    })
+}
+
+/// Every user with their roles.
+pub async fn list_users(sec: &Security) -> Result<Vec<UserSummary>, AdminError> {
+    Ok(sec.db.list_users().await?)
+}
+
+/// Creates a role; permissions are stored comma-separated, as FS does.
+pub async fn create_role(
+    sec: &Security,
+    name: &str,
+    permissions: &[String],
+    description: Option<&str>,
+) -> Result<Role, AdminError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 80 {
+        return Err(AdminError::Invalid(
+            "a role name has 1 to 80 characters".into(),
+        ));
+    }
+    if permissions
+        .iter()
+        .any(|p| p.contains(',') || p.trim().is_empty())
+    {
+        return Err(AdminError::Invalid(
+            "permission names are non-empty and have no commas".into(),
+        ));
+    }
+    let perms = (!permissions.is_empty()).then(|| {
+        permissions
+            .iter()
+            .map(|p| p.trim())
+            .collect::<Vec<_>>()
+            .join(",")
+    });
+    sec.db
+        .create_role(name, description, perms.as_deref())
+        .await?
+        .map_err(|_| AdminError::RoleExists(name.to_owned()))
+}
+
+/// Gives a user a role; `Ok(false)` when they already had it.
+pub async fn add_role(sec: &Security, email: &str, role_name: &str) -> Result<bool, AdminError> {
+    let u = user(sec, email).await?;
+    let r = role(sec, role_name).await?;
+    Ok(sec.db.add_role(u.id, r.id).await?)
+}
+
+/// Takes a role from a user; `Ok(false)` when they did not have it.
+pub async fn remove_role(sec: &Security, email: &str, role_name: &str) -> Result<bool, AdminError> {
+    let u = user(sec, email).await?;
+    let r = role(sec, role_name).await?;
+    Ok(sec.db.remove_role(u.id, r.id).await?)
+}
+
+/// Every role.
+pub async fn list_roles(sec: &Security) -> Result<Vec<Role>, AdminError> {
+    Ok(sec.db.list_roles().await?)
+}

@@ -1,0 +1,269 @@
+//! Issue 6, item 1 and 5: the admin CLI and check-config, run as a process
+//! on the test database, checked through the app.
+
+use rocket::http::Status;
+use serde_json::json;
+
+use crate::common::*;
+use crate::process::{env, run};
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn refused(out: &std::process::Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let reason = err
+        .lines()
+        .filter(|l| l.starts_with("gatehouse: "))
+        .collect::<Vec<_>>();
+    assert_eq!(reason.len(), 1, "one-line reason: {err}");
+    reason[0].to_owned()
+}
+
+#[rocket::async_test]
+async fn users_and_roles_from_the_command_line() {
+    let app = app().await;
+    let e = env(&app.db.url, "");
+
+    ok(&run(
+        &e,
+        &[
+            "roles",
+            "create",
+            "admin",
+            "--permissions",
+            "read,write",
+            "--description",
+            "Admins",
+        ],
+        "",
+    ));
+    assert!(refused(&run(&e, &["roles", "create", "admin"], "")).contains("already exists"));
+    let out = ok(&run(
+        &e,
+        &[
+            "users",
+            "create",
+            "boss@example.com",
+            "--password-stdin",
+            "--role",
+            "admin",
+        ],
+        "boss password\n",
+    ));
+    assert!(out.contains("created user boss@example.com"), "{out}");
+
+    // The user signs in with that password and has the role.
+    let token = app.login_token("boss@example.com", "boss password").await;
+    let me = app.get_with_token("/api/me", &token).await;
+    assert_eq!(me.json()["roles"], json!(["admin"]));
+
+    // Duplicates, unknown users and roles, weak or missing passwords: exit 1, one line.
+    assert!(refused(&run(
+        &e,
+        &["users", "create", "BOSS@example.com", "--password-stdin"],
+        "another pw\n"
+    ))
+    .contains("already associated"));
+    assert!(refused(&run(
+        &e,
+        &["users", "create", "x@example.com", "--password-stdin"],
+        "short\n"
+    ))
+    .contains("at least 8"));
+    assert!(
+        refused(&run(&e, &["users", "create", "x@example.com"], "")).contains("--password-stdin")
+    );
+    assert!(refused(&run(
+        &e,
+        &["users", "create", "not-an-email", "--password-stdin"],
+        "long enough\n"
+    ))
+    .contains("Invalid email"));
+    assert!(refused(&run(
+        &e,
+        &[
+            "users",
+            "create",
+            "x@example.com",
+            "--password-stdin",
+            "--role",
+            "ghost"
+        ],
+        "long enough\n"
+    ))
+    .contains("ghost"));
+    assert!(
+        refused(&run(&e, &["users", "deactivate", "nobody@example.com"], ""))
+            .contains("no user with email nobody@example.com")
+    );
+    assert!(
+        refused(&run(&e, &["roles", "add", "boss@example.com", "ghost"], "")).contains("no role")
+    );
+    // Usage errors are clap's (exit 2), and a password is never an argument.
+    assert_eq!(
+        run(
+            &e,
+            &["users", "create", "y@example.com", "--password", "x"],
+            ""
+        )
+        .status
+        .code(),
+        Some(2)
+    );
+
+    // Listing.
+    ok(&run(
+        &e,
+        &["users", "create", "staff@example.com", "--password-stdin"],
+        "staff password\n",
+    ));
+    ok(&run(
+        &e,
+        &["roles", "add", "staff@example.com", "admin"],
+        "",
+    ));
+    let list = ok(&run(&e, &["users", "list"], ""));
+    assert!(
+        list.contains("boss@example.com") && list.contains("staff@example.com"),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.contains("staff@example.com") && l.contains("admin")),
+        "{list}"
+    );
+    let roles = ok(&run(&e, &["roles", "list"], ""));
+    assert!(
+        roles.contains("admin") && roles.contains("read,write"),
+        "{roles}"
+    );
+    ok(&run(
+        &e,
+        &["roles", "remove", "staff@example.com", "admin"],
+        "",
+    ));
+    let staff = app.login_token("staff@example.com", "staff password").await;
+    assert_eq!(
+        app.get_with_token("/api/admin/users", &staff).await.status,
+        Status::Forbidden
+    );
+
+    // Deactivate blocks the token at once; activate restores it.
+    ok(&run(&e, &["users", "deactivate", "boss@example.com"], ""));
+    assert_eq!(
+        app.get_with_token("/api/test", &token).await.status,
+        Status::Unauthorized
+    );
+    ok(&run(&e, &["users", "activate", "boss@example.com"], ""));
+    assert_eq!(
+        app.get_with_token("/api/test", &token).await.status,
+        Status::Ok
+    );
+
+    // reset-access kills every token; change-password too, and sets the password.
+    ok(&run(&e, &["users", "reset-access", "boss@example.com"], ""));
+    assert_eq!(
+        app.get_with_token("/api/test", &token).await.status,
+        Status::Unauthorized
+    );
+    let token = app.login_token("boss@example.com", "boss password").await;
+    ok(&run(
+        &e,
+        &[
+            "users",
+            "change-password",
+            "boss@example.com",
+            "--password-stdin",
+        ],
+        "a new password\n",
+    ));
+    assert_eq!(
+        app.get_with_token("/api/test", &token).await.status,
+        Status::Unauthorized
+    );
+    app.login_token("boss@example.com", "a new password").await;
+}
+
+#[test]
+fn help_reads_well() {
+    let e: Vec<(String, String)> = Vec::new();
+    let top = ok(&run(&e, &["--help"], ""));
+    for cmd in ["serve", "users", "roles", "check-config"] {
+        assert!(top.contains(cmd), "{top}");
+    }
+    let users = ok(&run(&e, &["users", "--help"], ""));
+    for cmd in [
+        "create",
+        "activate",
+        "deactivate",
+        "reset-access",
+        "change-password",
+        "list",
+    ] {
+        assert!(users.contains(cmd), "{users}");
+    }
+    let create = ok(&run(&e, &["users", "create", "--help"], ""));
+    assert!(
+        create.contains("--password-stdin") && create.contains("--role"),
+        "{create}"
+    );
+}
+
+#[test]
+fn check_config_masks_secrets_and_fails_on_weak_settings() {
+    let db = "sqlite::memory:";
+    let mut e = env(db, "");
+    // The test env has bcrypt_cost = 4: weak.
+    let out = run(&e, &["check-config"], "");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("security.secret_key: <set, 15 characters>"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(SECRET_KEY) && !stdout.contains(PASSWORD_SALT),
+        "secrets masked: {stdout}"
+    );
+    assert!(refused(&out).contains("bcrypt_cost = 4 is weak"));
+
+    e.retain(|(k, _)| k != "ROCKET_SECURITY");
+    e.push((
+        "ROCKET_SECURITY".into(),
+        format!("{{secret_key=\"{SECRET_KEY}\",password_salt=\"{PASSWORD_SALT}\",bcrypt_cost=12}}"),
+    ));
+    let out = ok(&run(&e, &["check-config"], ""));
+    assert!(out.contains("configuration OK"), "{out}");
+
+    // Release: cookie_secure off and development keys are refused.
+    let mut rel = e.clone();
+    rel.push(("ROCKET_PROFILE".into(), "release".into()));
+    rel.retain(|(k, _)| k != "ROCKET_SECURITY");
+    rel.push(("ROCKET_SECURITY".into(), format!("{{secret_key=\"{SECRET_KEY}-long-enough\",password_salt=\"{PASSWORD_SALT}\",cookie_secure=false}}")));
+    let reason = refused(&run(&rel, &["check-config"], ""));
+    assert!(
+        reason.contains("cookie_secure is off in release"),
+        "{reason}"
+    );
+    rel.retain(|(k, _)| k != "ROCKET_SECURITY");
+    rel.push((
+        "ROCKET_SECURITY".into(),
+        "{secret_key=\"gatehouse-DEVELOPMENT-ONLY-secret-key\",password_salt=\"x\"}".into(),
+    ));
+    let reason = refused(&run(&rel, &["check-config"], ""));
+    assert!(reason.contains("development value"), "{reason}");
+}
