@@ -121,6 +121,7 @@ pub async fn reset_access(sec: &Security, email: &str) -> Result<User, AdminErro
     let u = user(sec, email).await?;
     let uid = new_uniquifier();
     sec.db.set_uniquifier(u.id, &uid).await?;
+    sec.db.delete_user_sessions(u.id).await?;
     tracing::info!(
         event = "rotation",
         reason = "reset_access",
@@ -144,6 +145,7 @@ pub async fn change_password(
     let hash = sec.hasher.hash(&normalized).await?;
     let uid = new_uniquifier();
     sec.db.set_password(u.id, &hash, &uid).await?;
+    sec.db.delete_user_sessions(u.id).await?;
     tracing::info!(
         event = "rotation",
         reason = "admin_password_change",

@@ -36,6 +36,12 @@ struct RawSecurity {
     remember_max_age: Option<u64>,
     hash_slots: Option<usize>,
     hash_admission_ms: Option<u64>,
+    account_limit: Option<i32>,
+    account_window: Option<i64>,
+    account_base_delay: Option<i32>,
+    account_max_delay: Option<i32>,
+    ip_limit_per_minute: Option<u32>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 /// Validated security settings.
@@ -68,6 +74,12 @@ pub struct SecurityConfig {
     pub hash_slots: usize,
     /// How long a request waits for a hashing slot before a 503.
     pub hash_admission: Duration,
+    /// Per-account throttle of password attempts (shared through the database).
+    pub account_throttle: crate::db::ThrottleRule,
+    /// Auth requests per minute from one client address (per instance).
+    pub ip_limit_per_minute: u32,
+    /// Proxies whose `X-Forwarded-For` is believed (addresses or CIDR blocks).
+    pub trusted_proxies: Vec<crate::auth::client_ip::IpNet>,
 }
 
 impl std::fmt::Debug for SecurityConfig {
@@ -87,6 +99,9 @@ impl std::fmt::Debug for SecurityConfig {
             .field("remember_max_age", &self.remember_max_age)
             .field("hash_slots", &self.hash_slots)
             .field("hash_admission", &self.hash_admission)
+            .field("account_throttle", &self.account_throttle)
+            .field("ip_limit_per_minute", &self.ip_limit_per_minute)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -162,7 +177,37 @@ impl SecurityConfig {
                 .hash_slots
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             hash_admission: Duration::from_millis(raw.hash_admission_ms.unwrap_or(1_000)),
+            account_throttle: crate::db::ThrottleRule {
+                limit: raw.account_limit.unwrap_or(10),
+                window: raw.account_window.unwrap_or(15 * 60),
+                base_delay: raw.account_base_delay.unwrap_or(2),
+                max_delay: raw.account_max_delay.unwrap_or(60),
+            },
+            ip_limit_per_minute: raw.ip_limit_per_minute.unwrap_or(100),
+            trusted_proxies: raw
+                .trusted_proxies
+                .unwrap_or_default()
+                .iter()
+                .map(|p| {
+                    p.parse().map_err(|_| {
+                        ConfigError(format!(
+                            "security.trusted_proxies: {p:?} is not an IP address or CIDR block"
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
         };
+        let t = cfg.account_throttle;
+        if t.limit < 2 || t.window < 1 || t.base_delay < 1 || t.max_delay < t.base_delay {
+            return Err(ConfigError(
+                "security.account_*: limit >= 2, window >= 1, 1 <= base_delay <= max_delay".into(),
+            ));
+        }
+        if cfg.ip_limit_per_minute == 0 {
+            return Err(ConfigError(
+                "security.ip_limit_per_minute must be at least 1".into(),
+            ));
+        }
         if !(4..=31).contains(&cfg.bcrypt_cost) {
             return Err(ConfigError(format!(
                 "security.bcrypt_cost must be between 4 and 31, not {}",
@@ -204,9 +249,10 @@ pub struct DatabaseConfig {
     /// Connections kept open when idle.
     #[serde(default)]
     pub min_connections: u32,
-    /// Seconds to wait for a connection before a request gets 503.
-    #[serde(default = "default_connect_timeout")]
-    pub connect_timeout: u64,
+    /// Milliseconds any one database call may take (waiting for a
+    /// connection, a lock or an answer) before the request gets 503.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
     /// Seconds an idle connection may live.
     #[serde(default = "default_idle_timeout")]
     pub idle_timeout: u64,
@@ -215,8 +261,8 @@ pub struct DatabaseConfig {
 fn default_max_connections() -> u32 {
     (std::thread::available_parallelism().map_or(2, |n| n.get()) * 4) as u32
 }
-fn default_connect_timeout() -> u64 {
-    2
+fn default_timeout_ms() -> u64 {
+    1500
 }
 fn default_idle_timeout() -> u64 {
     300
@@ -274,10 +320,10 @@ pub fn check(figment: &Figment) -> ConfigReport {
     }
     match DatabaseConfig::from_figment(figment) {
         Ok(db) => text.push_str(&format!(
-            "databases.gatehouse.url: {}\ndatabases.gatehouse.max_connections: {}\ndatabases.gatehouse.connect_timeout: {}\n",
+            "databases.gatehouse.url: {}\ndatabases.gatehouse.max_connections: {}\ndatabases.gatehouse.timeout_ms: {}\n",
             crate::db::redact_url(&db.url),
             db.max_connections,
-            db.connect_timeout
+            db.timeout_ms
         )),
         Err(e) => problems.push(e.0),
     }

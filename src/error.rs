@@ -118,6 +118,10 @@ pub enum ApiError {
     /// 503 + Retry-After: the database could not answer. The cause is logged.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// 429 + Retry-After (seconds): too many attempts from this address or
+    /// on this account.
+    #[error("too many requests, retry in {0}s")]
+    TooManyRequests(u64),
     /// 503 + Retry-After: every password hashing slot is busy.
     #[error("password hashing is overloaded")]
     Busy,
@@ -152,6 +156,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => Status::MethodNotAllowed,
             ApiError::PayloadTooLarge => Status::PayloadTooLarge,
             ApiError::UnsupportedMediaType => Status::UnsupportedMediaType,
+            ApiError::TooManyRequests(_) => Status::TooManyRequests,
             ApiError::Unavailable(_) | ApiError::Busy => Status::ServiceUnavailable,
             ApiError::Internal(_) => Status::InternalServerError,
         }
@@ -169,6 +174,9 @@ impl ApiError {
             ApiError::PayloadTooLarge => "Request body is too large.".into(),
             ApiError::UnsupportedMediaType => {
                 "Unsupported content type: send application/json or a form.".into()
+            }
+            ApiError::TooManyRequests(s) => {
+                format!("Too many attempts. Try again in {s} seconds.")
             }
             ApiError::Unavailable(_) | ApiError::Busy => {
                 "Service temporarily unavailable, please retry shortly.".into()
@@ -193,6 +201,7 @@ impl ApiError {
         match self {
             ApiError::Unavailable(_) => env.header("Retry-After", "2"),
             ApiError::Busy => env.header("Retry-After", "1"),
+            ApiError::TooManyRequests(s) => env.header("Retry-After", s.to_string()),
             ApiError::Unauthenticated { basic: true } => {
                 env.header("WWW-Authenticate", r#"Basic realm="Login Required""#)
             }
@@ -293,6 +302,7 @@ pub fn default_catcher(status: Status, req: &Request<'_>) -> ApiError {
         404 | 422 => ApiError::NotFound,
         405 => ApiError::MethodNotAllowed,
         413 => ApiError::PayloadTooLarge,
+        429 => ApiError::TooManyRequests(1),
         415 => ApiError::UnsupportedMediaType,
         503 => ApiError::Unavailable(format!("status {status} from a guard")),
         _ => ApiError::Internal(format!("unhandled status {status}")),

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod headers;
 pub mod input;
 pub mod logging;
 pub mod response;
@@ -52,11 +53,13 @@ pub async fn build_state(figment: &Figment) -> Result<Security, String> {
     )
     .map_err(|e| e.to_string())?;
     let signer = TokenSigner::new(&config.secret_key, &config.token_salt);
+    let ip_limiter = auth::ip_limiter(config.ip_limit_per_minute);
     Ok(Security {
         config,
         db,
         hasher,
         signer,
+        ip_limiter,
     })
 }
 
@@ -98,6 +101,7 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
     rocket::custom(figment)
         .attach(fairing())
         .attach(logging::RequestLog)
+        .attach(headers::SecurityHeaders)
         .attach(Template::fairing())
         .mount("/", routes::routes())
         .mount("/static", FileServer::from(static_dir))

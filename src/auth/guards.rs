@@ -16,6 +16,7 @@ use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest};
 use rocket::Request;
 
+use super::client_ip::client_ip;
 use super::session::{self, SessionData};
 use crate::db::{Role, User};
 use crate::error::{remember_failure, ApiError};
@@ -110,10 +111,7 @@ async fn session_user(req: &Request<'_>) -> Result<Option<(User, SessionData)>, 
     let Some(data) = session::current(req, &sec.config) else {
         return Ok(None);
     };
-    let Some(uid) = data.uid.as_deref() else {
-        return Ok(None);
-    };
-    Ok(active_user(sec, uid).await?.map(|u| (u, data)))
+    Ok(sec.session_user(&data).await?.map(|u| (u, data)))
 }
 
 /// True for a body that carries its own `csrf_token` field (an HTML form).
@@ -223,8 +221,23 @@ impl<'r> FromRequest<'r> for BasicUser {
         let Some((email, password)) = basic_credentials(req) else {
             return fail(req, denied);
         };
-        match security(req).check_password(&email, &password).await {
-            Ok(Ok(user)) => Outcome::Success(BasicUser(user)),
+        // Basic checks a password on every call: the same limits as sign-in.
+        let sec = security(req);
+        if let Err(e) = sec.check_ip(client_ip(req, &sec.config.trusted_proxies)) {
+            return fail(req, e);
+        }
+        if let Err(e) = sec.throttle(&crate::auth::account_key(&email)).await {
+            return fail(req, e);
+        }
+        match sec.check_password(&email, &password).await {
+            Ok(Ok(user)) => match sec
+                .db
+                .clear_throttle(&crate::auth::account_key(&email))
+                .await
+            {
+                Ok(()) => Outcome::Success(BasicUser(user)),
+                Err(e) => fail(req, e.into()),
+            },
             Ok(Err(_)) => fail(req, denied),
             Err(e) => fail(req, e),
         }
@@ -345,33 +358,6 @@ role_guard_type!(
     PermissionsAccepted,
     Check::AnyPermission
 );
-
-/// The client's address: the socket peer. Forwarding headers are not
-/// trusted (Rocket's `ip_header` default is spoofable).
-pub struct ClientIp(pub Option<String>);
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for ClientIp {
-    type Error = std::convert::Infallible;
-
-    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
-        Outcome::Success(ClientIp(req.remote().map(|a| a.ip().to_string())))
-    }
-}
-
-/// Whether the query string names `include_auth_token` (presence is enough).
-pub struct IncludeAuthToken(pub bool);
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for IncludeAuthToken {
-    type Error = std::convert::Infallible;
-
-    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
-        Outcome::Success(IncludeAuthToken(
-            req.query_fields().any(|f| f.name == "include_auth_token"),
-        ))
-    }
-}
 
 #[cfg(test)]
 mod tests {

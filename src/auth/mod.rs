@@ -1,10 +1,18 @@
 //! Authentication: passwords, tokens, sessions, guards, and the shared
 //! [`Security`] state that ties them to the configuration and the database.
 
+pub mod client_ip;
 pub mod guards;
 pub mod password;
 pub mod session;
 pub mod token;
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use sha2::{Digest, Sha256};
 
 use crate::config::SecurityConfig;
 use crate::db::{Db, User};
@@ -22,6 +30,31 @@ pub struct Security {
     pub hasher: Hasher,
     /// Token signer keyed from `secret_key` and `token_salt`.
     pub signer: TokenSigner,
+    /// Auth requests per client address (in memory, per instance).
+    pub ip_limiter: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+/// The per-address limiter for `per_minute` auth requests a minute, with a
+/// burst of the same size.
+pub fn ip_limiter(per_minute: u32) -> DefaultKeyedRateLimiter<IpAddr> {
+    RateLimiter::keyed(Quota::per_minute(
+        NonZeroU32::new(per_minute.max(1)).expect("at least 1"),
+    ))
+}
+
+/// The throttle key of an account: its email, trimmed and lower-cased.
+pub fn account_key(email: &str) -> String {
+    let mut key = format!("acct:{}", email.trim().to_lowercase());
+    key.truncate(255);
+    key
+}
+
+/// The database form of a session id: its SHA-256, hex.
+pub fn session_hash(sid: &str) -> String {
+    Sha256::digest(sid.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Why a password sign-in failed. Both read the same to the client until
@@ -51,6 +84,82 @@ pub fn new_uniquifier() -> String {
 }
 
 impl Security {
+    /// Counts an auth request from `ip`; 429 past `ip_limit_per_minute`.
+    /// Checked before anything else an auth endpoint does.
+    pub fn check_ip(&self, ip: Option<IpAddr>) -> Result<(), ApiError> {
+        let Some(ip) = ip else { return Ok(()) };
+        let result = self.ip_limiter.check_key(&ip);
+        // Forget idle addresses now and then, so memory stays bounded.
+        if self.ip_limiter.len() > 10_000 {
+            self.ip_limiter.retain_recent();
+        }
+        result.map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            tracing::warn!(
+                event = "lockout",
+                scope = "ip",
+                "client address over the auth rate limit"
+            );
+            ApiError::TooManyRequests(wait.as_secs().max(1))
+        })
+    }
+
+    /// Counts a password attempt on an account (shared by every instance
+    /// through the database); 429 with the wait when it must back off.
+    /// Checked before any hashing.
+    pub async fn throttle(&self, key: &str) -> Result<(), ApiError> {
+        let now = unix_now() as i64;
+        let state = self
+            .db
+            .throttle(key, now, self.config.account_throttle)
+            .await?;
+        if state.allowed {
+            return Ok(());
+        }
+        tracing::warn!(
+            event = "lockout",
+            scope = "account",
+            attempts = state.attempts,
+            "account backing off"
+        );
+        Err(ApiError::TooManyRequests(
+            (state.next_allowed - now).max(1) as u64
+        ))
+    }
+
+    /// The active user of a signed-in session, if the session is still live.
+    pub async fn session_user(
+        &self,
+        data: &session::SessionData,
+    ) -> Result<Option<User>, ApiError> {
+        let (Some(uid), Some(sid)) = (data.uid.as_deref(), data.sid.as_deref()) else {
+            return Ok(None);
+        };
+        Ok(self
+            .db
+            .user_by_session(&session_hash(sid), uid, unix_now() as i64)
+            .await?)
+    }
+
+    /// Records a new signed-in session on the server.
+    pub async fn record_session(
+        &self,
+        user: &User,
+        data: &session::SessionData,
+    ) -> Result<(), ApiError> {
+        let sid = data.sid.as_deref().expect("a signed-in session has an id");
+        let max_age = if data.rem {
+            self.config.remember_max_age
+        } else {
+            self.config.session_max_age
+        };
+        let now = data.iat;
+        self.db
+            .create_session(&session_hash(sid), user.id, now, now + max_age as i64)
+            .await?;
+        Ok(())
+    }
+
     /// Verifies a token now; returns the uid it carries.
     pub fn verify_token(&self, token: &str) -> Result<String, TokenError> {
         self.signer

@@ -27,6 +27,10 @@ pub struct SessionData {
     /// fs_uniquifier of the signed-in user; `None` for an anonymous session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
+    /// Id of the server-side session record (signed-in sessions only):
+    /// deleting the record ends this session, wherever the cookie was copied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     /// CSRF secret, also handed to the page as the CSRF token.
     pub csrf: String,
     /// Primary authentication time (unix seconds, fractional), as FS `fs_paa`.
@@ -126,6 +130,7 @@ pub fn start(
 ) -> SessionData {
     let data = SessionData {
         uid: Some(uid.to_owned()),
+        sid: Some(random_token()),
         csrf: random_token(),
         paa,
         iat: rocket::time::OffsetDateTime::now_utc().unix_timestamp(),
@@ -144,6 +149,7 @@ pub fn page_csrf(
 ) -> String {
     let data = current.cloned().unwrap_or_else(|| SessionData {
         uid: None,
+        sid: None,
         csrf: random_token(),
         paa: 0.0,
         iat: rocket::time::OffsetDateTime::now_utc().unix_timestamp(),

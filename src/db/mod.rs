@@ -18,24 +18,34 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSy
 
 use crate::config::DatabaseConfig;
 
-/// A connection pool on one of the two supported backends.
+/// A connection pool on one of the two supported backends, with the time
+/// limit every call gets.
 #[derive(Clone, Debug)]
-pub enum Db {
+pub struct Db {
+    pool: Pool,
+    timeout: Duration,
+}
+
+/// The backend's pool.
+#[derive(Clone, Debug)]
+pub enum Pool {
     /// The embedded default.
     Sqlite(SqlitePool),
     /// For several instances sharing one database.
     Postgres(PgPool),
 }
 
-/// Runs `$body` with `$pool` bound to the concrete pool of `$db`. The body is
-/// compiled once per backend, so the same query code serves both.
+/// Runs `$body` with `$pool` bound to the concrete pool of `$db`, within the
+/// database time limit. The body is compiled once per backend, so the same
+/// query code serves both.
 macro_rules! with_pool {
-    ($db:expr, $pool:ident => $body:expr) => {
-        match $db {
-            $crate::db::Db::Sqlite($pool) => $body,
-            $crate::db::Db::Postgres($pool) => $body,
+    ($db:expr, $pool:ident => $body:expr) => {{
+        let db: &$crate::db::Db = $db;
+        match db.pool() {
+            $crate::db::Pool::Sqlite($pool) => db.bounded(async { $body }).await,
+            $crate::db::Pool::Postgres($pool) => db.bounded(async { $body }).await,
         }
-    };
+    }};
 }
 pub(crate) use with_pool;
 
@@ -63,10 +73,28 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/s
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 impl Db {
+    /// The backend's pool.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Runs one database call within the time limit. A call that cannot get
+    /// a connection, a lock or an answer in time fails like a dead database
+    /// (503), so a hung server never hangs a request.
+    pub(crate) async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, sqlx::Error> {
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+    }
+
     /// Opens a pool for `cfg.url`; SQLite files are created when the URL says
     /// `mode=rwc`.
     pub async fn connect(cfg: &DatabaseConfig) -> Result<Db, sqlx::Error> {
-        let acquire = Duration::from_secs(cfg.connect_timeout.max(1));
+        let acquire = Duration::from_millis(cfg.timeout_ms.max(1));
+        let limit = acquire.as_millis().to_string();
         let idle = Duration::from_secs(cfg.idle_timeout);
         if cfg.url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(&cfg.url)?
@@ -81,11 +109,17 @@ impl Db {
                 .idle_timeout(idle)
                 .connect_with(opts)
                 .await?;
-            Ok(Db::Sqlite(pool))
+            Ok(Db {
+                pool: Pool::Sqlite(pool),
+                timeout: acquire,
+            })
         } else if cfg.url.starts_with("postgres:") || cfg.url.starts_with("postgresql:") {
             let opts = PgConnectOptions::from_str(&cfg.url)?
                 // A hung statement must not hold a request past the 503 budget.
-                .options([("statement_timeout", "2000"), ("lock_timeout", "1000")]);
+                .options([
+                    ("statement_timeout", limit.as_str()),
+                    ("lock_timeout", limit.as_str()),
+                ]);
             let pool = PoolOptions::new()
                 .max_connections(cfg.max_connections.max(1))
                 .min_connections(cfg.min_connections)
@@ -93,7 +127,10 @@ impl Db {
                 .idle_timeout(idle)
                 .connect_with(opts)
                 .await?;
-            Ok(Db::Postgres(pool))
+            Ok(Db {
+                pool: Pool::Postgres(pool),
+                timeout: acquire,
+            })
         } else {
             Err(sqlx::Error::Configuration(
                 format!(
@@ -108,9 +145,9 @@ impl Db {
     /// Applies gatehouse's migrations. They only add to the tables that
     /// Flask-Security-Too creates, so an FS database opens unchanged.
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        match self {
-            Db::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
-            Db::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await,
+        match &self.pool {
+            Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
+            Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await,
         }
     }
 
@@ -122,14 +159,17 @@ impl Db {
 
     /// Closes every connection (at shutdown).
     pub async fn close(&self) {
-        with_pool!(self, p => p.close().await)
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
     }
 
     /// Which backend this is, for logs.
     pub fn backend(&self) -> &'static str {
-        match self {
-            Db::Sqlite(_) => "sqlite",
-            Db::Postgres(_) => "postgres",
+        match &self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
         }
     }
 }

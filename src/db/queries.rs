@@ -322,3 +322,134 @@ impl Db {
         Ok(n)
     }
 }
+
+/// What the throttle decided for one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleState {
+    /// Attempts in the current window, this one included.
+    pub attempts: i32,
+    /// Whether this attempt may go on (to the password check).
+    pub allowed: bool,
+    /// When the next attempt will be let through (unix seconds; 0 = now).
+    pub next_allowed: i64,
+}
+
+/// The throttle's rules: attempts per window, then a rising backoff.
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottleRule {
+    /// Attempts let through freely in one window.
+    pub limit: i32,
+    /// Window length, seconds.
+    pub window: i64,
+    /// First backoff once over the limit, seconds; doubles each time.
+    pub base_delay: i32,
+    /// Longest backoff, seconds: the real user is never kept out longer.
+    pub max_delay: i32,
+}
+
+impl Db {
+    /// Records a signed-in session (by the SHA-256 of its id) and purges
+    /// expired ones.
+    pub async fn create_session(
+        &self,
+        id_hash: &str,
+        user_id: i32,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), DbError> {
+        const PURGE: &str = "DELETE FROM gh_session WHERE expires_at <= $1";
+        const SQL: &str =
+            "INSERT INTO gh_session (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+        with_pool!(self, p => sqlx::query(PURGE).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+        with_pool!(self, p => sqlx::query(SQL).bind(id_hash).bind(user_id).bind(now).bind(expires_at)
+            .execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// The active user of a live session: the session row exists, has not
+    /// expired, and its user still has the uniquifier the cookie carries.
+    /// One query on every session-authenticated request.
+    pub async fn user_by_session(
+        &self,
+        id_hash: &str,
+        uid: &str,
+        now: i64,
+    ) -> Result<Option<User>, DbError> {
+        const SQL: &str = r#"SELECT u.id, u.email, u.password, u.active, u.fs_uniquifier, u.tf_primary_method
+            FROM gh_session s JOIN "user" u ON u.id = s.user_id
+            WHERE s.id_hash = $1 AND u.fs_uniquifier = $2 AND s.expires_at > $3 AND u.active = $4"#;
+        Ok(
+            with_pool!(self, p => sqlx::query_as(SQL).bind(id_hash).bind(uid).bind(now).bind(true)
+            .fetch_optional(p).await)?,
+        )
+    }
+
+    /// Ends one session.
+    pub async fn delete_session(&self, id_hash: &str) -> Result<(), DbError> {
+        const SQL: &str = "DELETE FROM gh_session WHERE id_hash = $1";
+        with_pool!(self, p => sqlx::query(SQL).bind(id_hash).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Ends every session of a user (after a rotation they are dead anyway;
+    /// this removes the rows).
+    pub async fn delete_user_sessions(&self, user_id: i32) -> Result<(), DbError> {
+        const SQL: &str = "DELETE FROM gh_session WHERE user_id = $1";
+        with_pool!(self, p => sqlx::query(SQL).bind(user_id).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Counts an attempt on `key` and decides, in one atomic statement, whether
+    /// it may go on: freely up to `limit` per window, then one attempt per
+    /// backoff period, the period doubling up to `max_delay`. Parallel
+    /// attempts are all counted: the row is updated in place.
+    pub async fn throttle(
+        &self,
+        key: &str,
+        now: i64,
+        rule: ThrottleRule,
+    ) -> Result<ThrottleState, DbError> {
+        // Every SET expression reads the row as it was before the update.
+        // NW (new window):  t.window_start <= now - window
+        // R  (refused):     over the limit and still inside the backoff
+        // The limit-th attempt arms the first backoff; each attempt let
+        // through after that doubles it, up to max_delay.
+        const SQL: &str = "INSERT INTO gh_throttle AS t (key, attempts, granted, window_start, next_allowed, delay)
+            VALUES ($1, 1, 1, $2, 0, 0)
+            ON CONFLICT (key) DO UPDATE SET
+              attempts = CASE WHEN t.window_start <= $2 - $3 THEN 1 ELSE t.attempts + 1 END,
+              window_start = CASE WHEN t.window_start <= $2 - $3 THEN $2 ELSE t.window_start END,
+              granted = CASE
+                WHEN t.window_start <= $2 - $3 THEN 1
+                WHEN t.attempts + 1 > $4 AND t.next_allowed > $2 THEN t.granted
+                ELSE t.attempts + 1 END,
+              delay = CASE
+                WHEN t.window_start <= $2 - $3 OR t.attempts + 1 < $4 THEN 0
+                WHEN t.attempts + 1 > $4 AND t.next_allowed > $2 THEN t.delay
+                WHEN t.delay = 0 THEN $5
+                WHEN t.delay * 2 > $6 THEN $6
+                ELSE t.delay * 2 END,
+              next_allowed = CASE
+                WHEN t.window_start <= $2 - $3 OR t.attempts + 1 < $4 THEN 0
+                WHEN t.attempts + 1 > $4 AND t.next_allowed > $2 THEN t.next_allowed
+                WHEN t.delay = 0 THEN $2 + $5
+                WHEN t.delay * 2 > $6 THEN $2 + $6
+                ELSE $2 + t.delay * 2 END
+            RETURNING attempts, granted, next_allowed";
+        let (attempts, granted, next_allowed): (i32, i32, i64) = with_pool!(self, p => sqlx::query_as(SQL)
+            .bind(key).bind(now).bind(rule.window).bind(rule.limit).bind(rule.base_delay).bind(rule.max_delay)
+            .fetch_one(p).await)?;
+        Ok(ThrottleState {
+            attempts,
+            allowed: granted == attempts,
+            next_allowed,
+        })
+    }
+
+    /// Forgets the attempts on `key` (after a successful sign-in).
+    pub async fn clear_throttle(&self, key: &str) -> Result<(), DbError> {
+        const SQL: &str = "DELETE FROM gh_throttle WHERE key = $1";
+        with_pool!(self, p => sqlx::query(SQL).bind(key).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}

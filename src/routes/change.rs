@@ -6,7 +6,7 @@ use rocket::{get, post, routes};
 use super::register::check_new_password;
 use super::{render, Ctx, FormView, Reply};
 use crate::auth::guards::{AuthUser, Via};
-use crate::auth::{new_uniquifier, password};
+use crate::auth::{account_key, new_uniquifier, password};
 use crate::db::User;
 use crate::error::{msg, ApiError, FieldErrors};
 use crate::input::Input;
@@ -53,6 +53,7 @@ async fn change(
     auth: AuthUser,
     input: Result<Input, ApiError>,
 ) -> Result<Reply, ApiError> {
+    ctx.sec.check_ip(ctx.ip)?;
     let input = input?;
     if let Via::Session(_) = auth.via {
         if let Err(m) = ctx.check_form_csrf(&input) {
@@ -79,6 +80,8 @@ async fn change(
     if !errors.is_empty() {
         return change_failed(&ctx, Status::Ok, errors, &auth.user);
     }
+    let key = account_key(&auth.user.email);
+    ctx.sec.throttle(&key).await?;
     let right = password::char_len(&current) <= password::MAX_LENGTH
         && ctx
             .sec
@@ -106,6 +109,8 @@ async fn change(
     if !ctx.sec.db.set_password(auth.user.id, &hash, &uid).await? {
         return Err(ApiError::Unauthenticated { basic: false });
     }
+    ctx.sec.db.delete_user_sessions(auth.user.id).await?;
+    ctx.sec.db.clear_throttle(&key).await?;
     tracing::info!(
         event = "rotation",
         reason = "password_change",
@@ -121,7 +126,8 @@ async fn change(
         Via::Session(s) => s.rem,
         Via::Token => false,
     };
-    Ok(ctx.signed_in(&user, remember, "/", serde_json::Map::new()))
+    ctx.signed_in(&user, remember, "/", serde_json::Map::new())
+        .await
 }
 
 /// The routes of this module.

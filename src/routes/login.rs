@@ -6,7 +6,7 @@ use serde_json::Map;
 
 use super::{render, Ctx, FormView, Reply};
 use crate::auth::guards::{AuthUser, Via};
-use crate::auth::{new_uniquifier, session, LoginFailure};
+use crate::auth::{account_key, new_uniquifier, session, session_hash, LoginFailure};
 use crate::error::{msg, ApiError, FieldErrors};
 use crate::input::Input;
 use crate::obj;
@@ -62,6 +62,7 @@ async fn login_page(ctx: Ctx<'_>) -> Result<Reply, ApiError> {
 
 #[post("/login", data = "<input>")]
 async fn login(ctx: Ctx<'_>, input: Result<Input, ApiError>) -> Result<Reply, ApiError> {
+    ctx.sec.check_ip(ctx.ip)?;
     let input = input?;
     if let Err(m) = ctx.check_form_csrf(&input) {
         return login_failed(&ctx, Status::BadRequest, FieldErrors::one("", m), &input);
@@ -79,21 +80,29 @@ async fn login(ctx: Ctx<'_>, input: Result<Input, ApiError>) -> Result<Reply, Ap
     if !errors.is_empty() {
         return login_failed(&ctx, Status::Ok, errors, &input);
     }
+    // Counted before any hashing; a success clears the account's count.
+    let key = account_key(email);
+    ctx.sec.throttle(&key).await?;
     match ctx.sec.check_password(email, password).await? {
         Ok(user) => {
-            ctx.sec.db.record_login(user.id, ctx.ip.as_deref()).await?;
+            ctx.sec.db.clear_throttle(&key).await?;
+            ctx.sec
+                .db
+                .record_login(user.id, ctx.ip_text().as_deref())
+                .await?;
             tracing::info!(
                 event = "login",
                 outcome = "ok",
                 user_id = user.id,
                 "signed in"
             );
-            Ok(ctx.signed_in(
+            ctx.signed_in(
                 &user,
                 input.remember(),
                 &next,
                 obj! { "tf_required" => false },
-            ))
+            )
+            .await
         }
         Err(failure) => {
             let (message, reason) = match failure {
@@ -128,6 +137,10 @@ async fn logout(ctx: Ctx<'_>, input: Result<Input, ApiError>) -> Result<Reply, A
         };
         check.map_err(ApiError::BadRequest)?;
     }
+    if let Some(sid) = ctx.session.as_ref().and_then(|s| s.sid.as_deref()) {
+        // The record goes: a copy of this cookie cannot sign anyone in again.
+        ctx.sec.db.delete_session(&session_hash(sid)).await?;
+    }
     session::end(ctx.cookies, &ctx.sec.config);
     if signed_in {
         tracing::info!(event = "logout", "session ended");
@@ -155,6 +168,7 @@ async fn logout_everywhere(
         .db
         .set_uniquifier(auth.user.id, &new_uniquifier())
         .await?;
+    ctx.sec.db.delete_user_sessions(auth.user.id).await?;
     tracing::info!(
         event = "rotation",
         reason = "logout_everywhere",

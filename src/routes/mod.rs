@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod change;
+pub mod health;
 pub mod login;
 pub mod pages;
 pub mod register;
@@ -71,8 +72,8 @@ pub struct Ctx<'r> {
     pub has_token: bool,
     /// The presented token, if any.
     token: Option<&'r str>,
-    /// The socket peer address.
-    pub ip: Option<String>,
+    /// The client address (socket peer, or via trusted proxies).
+    pub ip: Option<std::net::IpAddr>,
 }
 
 #[rocket::async_trait]
@@ -91,7 +92,7 @@ impl<'r> FromRequest<'r> for Ctx<'r> {
             query_next: req.query_value::<String>("next").and_then(Result::ok),
             has_token: presented_token(req).is_some(),
             token: presented_token(req),
-            ip: req.remote().map(|a| a.ip().to_string()),
+            ip: crate::auth::client_ip::client_ip(req, &sec.config.trusted_proxies),
         })
     }
 }
@@ -99,15 +100,15 @@ impl<'r> FromRequest<'r> for Ctx<'r> {
 impl<'r> Ctx<'r> {
     /// The user of the session cookie, if it still names an active user.
     pub async fn session_user(&self) -> Result<Option<User>, ApiError> {
-        let Some(uid) = self.session.as_ref().and_then(|s| s.uid.as_deref()) else {
-            return Ok(None);
-        };
-        Ok(self
-            .sec
-            .db
-            .user_by_uniquifier(uid)
-            .await?
-            .filter(|u| u.active))
+        match &self.session {
+            Some(data) => self.sec.session_user(data).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The client address as text, for the tracking columns.
+    pub fn ip_text(&self) -> Option<String> {
+        self.ip.map(|ip| ip.to_string())
     }
 
     /// The signed-in user by token or session, for anonymous-only endpoints.
@@ -155,15 +156,16 @@ impl<'r> Ctx<'r> {
         }
     }
 
-    /// Signs `user` in: a brand-new session (fresh CSRF secret), then the
-    /// envelope (with a token when asked) or a redirect to `next`.
-    pub fn signed_in(
+    /// Signs `user` in: a brand-new session (fresh id and CSRF secret,
+    /// recorded on the server), then the envelope (with a token when asked)
+    /// or a redirect to `next`.
+    pub async fn signed_in(
         &self,
         user: &User,
         remember: bool,
         next: &str,
         mut extra: Map<String, Value>,
-    ) -> Reply {
+    ) -> Result<Reply, ApiError> {
         let paa = session::now_f64();
         let data = session::start(
             self.cookies,
@@ -172,8 +174,9 @@ impl<'r> Ctx<'r> {
             remember,
             paa,
         );
+        self.sec.record_session(user, &data).await?;
         if !self.json {
-            return Reply::Redirect(next.to_owned());
+            return Ok(Reply::Redirect(next.to_owned()));
         }
         let mut user_obj = Map::new();
         if self.include_token {
@@ -184,7 +187,7 @@ impl<'r> Ctx<'r> {
         }
         extra.insert("csrf_token".into(), Value::from(data.csrf));
         extra.insert("user".into(), Value::Object(user_obj));
-        Reply::Json(Envelope::ok(extra))
+        Ok(Reply::Json(Envelope::ok(extra)))
     }
 }
 
@@ -243,5 +246,6 @@ pub fn routes() -> Vec<rocket::Route> {
     r.extend(register::routes());
     r.extend(change::routes());
     r.extend(pages::routes());
+    r.extend(health::routes());
     r
 }

@@ -76,6 +76,7 @@ async fn register(ctx: Ctx<'_>, input: Result<Input, ApiError>) -> Result<Reply,
     if !ctx.sec.config.registerable {
         return Err(ApiError::NotFound);
     }
+    ctx.sec.check_ip(ctx.ip)?;
     let input = input?;
     if let Err(m) = ctx.check_form_csrf(&input) {
         return register_failed(&ctx, Status::BadRequest, FieldErrors::one("", m), &input);
@@ -106,6 +107,9 @@ async fn register(ctx: Ctx<'_>, input: Result<Input, ApiError>) -> Result<Reply,
     let Some(email) = email.filter(|_| errors.is_empty()) else {
         return register_failed(&ctx, Status::Ok, errors, &input);
     };
+    ctx.sec
+        .throttle(&format!("reg:{}", email.to_lowercase()))
+        .await?;
     let taken = || FieldErrors::one("email", msg::email_taken(&email));
     // Cheap check first so an obvious duplicate costs no hash; the unique
     // index still decides races.
@@ -122,14 +126,18 @@ async fn register(ctx: Ctx<'_>, input: Result<Input, ApiError>) -> Result<Reply,
         Ok(user) => user,
         Err(_) => return register_failed(&ctx, Status::Ok, taken(), &input),
     };
-    ctx.sec.db.record_login(user.id, ctx.ip.as_deref()).await?;
+    ctx.sec
+        .db
+        .record_login(user.id, ctx.ip_text().as_deref())
+        .await?;
     tracing::info!(
         event = "register",
         outcome = "ok",
         user_id = user.id,
         "registered and signed in"
     );
-    Ok(ctx.signed_in(&user, false, &next, serde_json::Map::new()))
+    ctx.signed_in(&user, false, &next, serde_json::Map::new())
+        .await
 }
 
 /// The routes of this module.

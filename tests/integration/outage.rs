@@ -56,7 +56,7 @@ async fn a_closed_pool_is_503_everywhere() {
 #[rocket::async_test]
 async fn a_locked_database_is_503_within_the_timeout() {
     use sqlx::Connection;
-    let app = app_with(|f| f.merge(("databases.gatehouse.connect_timeout", 1))).await;
+    let app = app_with(|f| f.merge(("databases.gatehouse.timeout_ms", 1000))).await;
     app.user("lock@example.com").await;
 
     let started;
