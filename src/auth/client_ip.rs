@@ -56,6 +56,12 @@ impl IpNet {
     }
 }
 
+impl std::fmt::Display for IpNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
 /// IPv4-mapped IPv6 addresses compare as IPv4.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {

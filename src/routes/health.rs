@@ -1,11 +1,10 @@
 //! Health endpoints for load balancers and orchestrators.
 
-use rocket::http::Status;
-use rocket::response::status::Custom;
 use rocket::serde::json::{json, Json, Value};
 use rocket::{get, routes, State};
 
 use crate::auth::Security;
+use crate::error::ApiError;
 
 /// The process is up and serving. Never touches the database, so a
 /// database outage does not get healthy instances restarted.
@@ -15,21 +14,13 @@ fn livez() -> Json<Value> {
 }
 
 /// Ready to serve auth requests: the database answers within its limit.
+/// Otherwise the standard 503 envelope with `Retry-After`.
 #[get("/readyz")]
-async fn readyz(sec: &State<Security>) -> Custom<Json<Value>> {
-    match sec.db.ping().await {
-        Ok(()) => Custom(
-            Status::Ok,
-            Json(json!({ "status": "ready", "database": sec.db.backend() })),
-        ),
-        Err(e) => {
-            tracing::warn!(cause = %e, "readiness: database unavailable");
-            Custom(
-                Status::ServiceUnavailable,
-                Json(json!({ "status": "unavailable", "database": sec.db.backend() })),
-            )
-        }
-    }
+async fn readyz(sec: &State<Security>) -> Result<Json<Value>, ApiError> {
+    sec.db.ping().await?;
+    Ok(Json(
+        json!({ "status": "ready", "database": sec.db.backend() }),
+    ))
 }
 
 /// The routes of this module.

@@ -11,6 +11,7 @@ use crate::error::{msg, ApiError, FieldErrors};
 use crate::input::Input;
 use crate::obj;
 use crate::response::Envelope;
+use crate::validate::MAX_EMAIL_LEN;
 
 /// The login form again with `errors` (JSON clients get the 400 envelope).
 fn login_failed(
@@ -79,6 +80,15 @@ async fn login(ctx: Ctx<'_>, input: Result<Input, ApiError>) -> Result<Reply, Ap
     }
     if !errors.is_empty() {
         return login_failed(&ctx, Status::Ok, errors, &input);
+    }
+    // No account can have such an email: fail at once, no lookup, no hash.
+    if email.len() > MAX_EMAIL_LEN || email.chars().any(char::is_control) {
+        return login_failed(
+            &ctx,
+            Status::Ok,
+            FieldErrors::one("", msg::LOGIN_FAILED),
+            &input,
+        );
     }
     // Counted before any hashing; a success clears the account's count.
     let key = account_key(email);

@@ -1,6 +1,8 @@
 //! Black-box tests through the real app. One binary, so the suite links once.
 
 mod common;
+
+mod adversarial;
 mod process;
 
 mod admin;
