@@ -29,6 +29,15 @@ enum Command {
     Roles(Roles),
     /// Print the effective configuration (secrets masked) and fail on weak settings
     CheckConfig,
+    /// Measure one password hash at a bcrypt cost, to choose bcrypt_cost
+    HashTime {
+        /// The cost to measure (default: the configured bcrypt_cost)
+        #[arg(long)]
+        cost: Option<u32>,
+        /// How many hashes to average over
+        #[arg(long, default_value_t = 8)]
+        rounds: u32,
+    },
 }
 
 #[derive(Args)]
@@ -252,6 +261,43 @@ async fn roles(cmd: Roles) -> Result<String, String> {
     Ok(out)
 }
 
+/// Times the full password path (NFKD, HMAC pre-hash, bcrypt) on one core.
+async fn hash_time(
+    figment: &rocket::figment::Figment,
+    cost: Option<u32>,
+    rounds: u32,
+) -> Result<String, String> {
+    let cost = match cost {
+        Some(c) => c,
+        None => {
+            gatehouse::config::SecurityConfig::from_figment(figment)
+                .map_err(|e| e.to_string())?
+                .bcrypt_cost
+        }
+    };
+    let hasher = gatehouse::auth::password::Hasher::new(
+        secrecy::SecretString::from("timing"),
+        cost,
+        1,
+        std::time::Duration::from_secs(600),
+    )
+    .map_err(|e| e.to_string())?;
+    let rounds = rounds.max(1);
+    let start = std::time::Instant::now();
+    for _ in 0..rounds {
+        hasher
+            .hash("correct horse battery")
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let ms = start.elapsed().as_secs_f64() * 1000.0 / f64::from(rounds);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(format!(
+        "cost={cost} ms_per_hash={ms:.2} cores={cores} bound_per_s={:.2}",
+        cores as f64 * 1000.0 / ms
+    ))
+}
+
 async fn serve() -> ExitCode {
     let app =
         gatehouse::rocket(rocket::Config::figment()).mount("/", gatehouse::routes::api::routes());
@@ -295,6 +341,7 @@ async fn main() -> ExitCode {
                 ))
             }
         }
+        Command::HashTime { cost, rounds } => hash_time(&figment, cost, rounds).await,
         Command::Users(cmd) => users(cmd).await,
         Command::Roles(cmd) => roles(cmd).await,
     };

@@ -1,9 +1,14 @@
 //! Passwords the Flask-Security-Too way: NFKD, HMAC-SHA512 pre-hash, bcrypt.
 //!
-//! All hashing goes through [`Hasher`], which runs bcrypt on the blocking
-//! thread pool behind a bounded number of slots. When every slot stays busy
-//! past the admission timeout the caller gets [`HashError::Busy`] (a 503 with
+//! All hashing goes through [`Hasher`], which runs bcrypt on its own threads
+//! behind a bounded number of slots. When every slot stays busy past the
+//! admission timeout the caller gets [`HashError::Busy`] (a 503 with
 //! Retry-After) instead of joining an unbounded queue.
+//!
+//! The hashing threads run at a lower OS priority (nice 10): a flood of
+//! sign-ins uses every idle cycle, but token-authenticated requests, which
+//! need microseconds of CPU, are never queued behind hundreds of
+//! milliseconds of bcrypt.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -59,11 +64,53 @@ pub enum HashError {
     Internal(String),
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Nice value of the hashing threads (0 is normal, 19 the lowest).
+const HASH_NICE: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority (Linux: nice is per thread).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on the calling thread, no memory is shared.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, HASH_NICE);
+    }
+}
+
+/// Starts `n` low-priority hashing threads fed by one channel.
+fn start_workers(n: usize) -> std::sync::mpsc::Sender<Job> {
+    let (tx, rx) = std::sync::mpsc::channel::<Job>();
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    for i in 0..n {
+        let rx = Arc::clone(&rx);
+        std::thread::Builder::new()
+            .name(format!("gatehouse-hash-{i}"))
+            .spawn(move || {
+                lower_priority();
+                loop {
+                    let job = rx
+                        .lock()
+                        .map_err(|_| ())
+                        .and_then(|r| r.recv().map_err(|_| ()));
+                    match job {
+                        Ok(job) => job(),
+                        Err(()) => return,
+                    }
+                }
+            })
+            .expect("a hashing thread starts");
+    }
+    tx
+}
+
 /// The bounded password hashing service, shared as Rocket state.
 pub struct Hasher {
     salt: SecretString,
     cost: u32,
     slots: Arc<Semaphore>,
+    workers: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
     admission: Duration,
     /// A hash of a random password at the configured cost: unknown users are
     /// checked against it so that they cost exactly one hash, like known ones.
@@ -87,6 +134,7 @@ impl Hasher {
             salt,
             cost,
             slots: Arc::new(Semaphore::new(slots.max(1))),
+            workers: std::sync::Mutex::new(start_workers(slots.max(1))),
             admission,
             dummy,
             count: AtomicU64::new(0),
@@ -99,7 +147,8 @@ impl Hasher {
         self.count.load(Ordering::Relaxed)
     }
 
-    /// Runs `job` on the blocking pool once a slot is free.
+    /// Runs `job` on a hashing thread once a slot is free. There are as many
+    /// threads as slots, so an admitted job starts at once.
     async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> Result<T, HashError> + Send + 'static,
@@ -109,12 +158,22 @@ impl Hasher {
             .map_err(|_| HashError::Busy)?
             .map_err(|_| HashError::Busy)?;
         self.count.fetch_add(1, Ordering::Relaxed);
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            job()
-        })
-        .await
-        .map_err(|e| HashError::Internal(e.to_string()))?
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task: Job = Box::new(move || {
+            let result = job();
+            // Free the slot before the caller can see the result: a
+            // low-priority thread may be preempted between the two, and the
+            // caller's next request must find the slot free.
+            drop(permit);
+            let _ = tx.send(result);
+        });
+        self.workers
+            .lock()
+            .map_err(|_| HashError::Internal("hashing threads poisoned".into()))?
+            .send(task)
+            .map_err(|_| HashError::Internal("hashing threads stopped".into()))?;
+        rx.await
+            .map_err(|_| HashError::Internal("a hashing job died".into()))?
     }
 
     /// Hashes a normalised password for storage (`$2b$`, configured cost).

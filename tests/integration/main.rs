@@ -17,5 +17,6 @@ mod outage;
 mod register;
 mod revoke;
 mod roles;
+mod scale_out;
 mod startup;
 mod unauthenticated;

@@ -124,13 +124,15 @@ fn logs_have_one_line_per_request_and_never_a_secret() {
 fn sigterm_lets_in_flight_requests_finish_then_exits() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let db = rt.block_on(fresh_db());
-    // One hashing slot at cost 12: six logins take well over a second, so
-    // some are certainly accepted and still queued when SIGTERM lands.
+    // One hashing slot at cost 12: four logins take about a second at idle,
+    // so some are certainly accepted and still queued when SIGTERM lands 300
+    // ms in. The grace is long because a loaded CI machine (hashing runs at
+    // a low priority) can make each one take seconds.
     let mut e = env(
         &db.url,
         ",bcrypt_cost=12,hash_slots=1,hash_admission_ms=30000",
     );
-    e.push(("ROCKET_SHUTDOWN".into(), "{grace=8,mercy=2}".into()));
+    e.push(("ROCKET_SHUTDOWN".into(), "{grace=15,mercy=2}".into()));
     let mut server = Server::start(&e);
     let json = [("Content-Type", "application/json")];
     let reg = server
@@ -149,7 +151,7 @@ fn sigterm_lets_in_flight_requests_finish_then_exits() {
 
     // Slow requests (bcrypt queued on one slot) are in flight when SIGTERM lands.
     let port = server.port;
-    let logins: Vec<_> = (0..6)
+    let logins: Vec<_> = (0..4)
         .map(|_| {
             std::thread::spawn(move || {
                 crate::process::http(
@@ -187,7 +189,7 @@ fn sigterm_lets_in_flight_requests_finish_then_exits() {
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(700));
+    std::thread::sleep(Duration::from_millis(300));
     server.sigterm();
 
     for l in logins {
@@ -199,7 +201,7 @@ fn sigterm_lets_in_flight_requests_finish_then_exits() {
     }
     let created: Vec<u32> = likes.into_iter().flat_map(|h| h.join().unwrap()).collect();
     assert!(!created.is_empty());
-    let status = server.wait(Duration::from_secs(30));
+    let status = server.wait(Duration::from_secs(40));
     assert!(
         status.success(),
         "clean exit: {status:?}\n{}",
@@ -218,5 +220,5 @@ fn sigterm_lets_in_flight_requests_finish_then_exits() {
         (stored, tracking.login_count)
     });
     assert_eq!(check.0, created.len() as i64, "no lost 201");
-    assert_eq!(check.1, Some(7), "register + 6 in-flight logins recorded");
+    assert_eq!(check.1, Some(5), "register + 4 in-flight logins recorded");
 }

@@ -1,0 +1,99 @@
+//! Issue 5, item 4: several stateless instances on one database. Two real
+//! processes on different ports share the database and the secrets; what A
+//! issues works on B, and what A revokes is refused by B on the very next
+//! request.
+
+use crate::common::*;
+use crate::process::{env, Server};
+
+const ROUNDS: usize = 1000;
+
+#[test]
+fn revocation_on_one_instance_is_immediate_on_the_other() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(fresh_db());
+    // High address limit: this test signs in a thousand times from 127.0.0.1.
+    let e = env(&db.url, ",ip_limit_per_minute=100000");
+    let a = Server::start(&e);
+    let b = Server::start(&e);
+    let json = [("Content-Type", "application/json")];
+    let reg = a
+        .request("POST", "/register", &json, r#"{"email":"multi@example.com","password":"password1","password_confirm":"password1"}"#)
+        .unwrap();
+    assert_eq!(reg.status, 200, "{}", reg.body);
+
+    let mut stale = 0;
+    for round in 0..ROUNDS {
+        let login = a
+            .request(
+                "POST",
+                "/login?include_auth_token",
+                &json,
+                r#"{"email":"multi@example.com","password":"password1"}"#,
+            )
+            .unwrap();
+        assert_eq!(login.status, 200, "round {round}: {}", login.body);
+        let token = login.json()["response"]["user"]["authentication_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let cookie = login.cookie_pair("session").unwrap();
+        let xsrf = login.cookie_pair("XSRF-TOKEN").unwrap();
+        let xsrf_value = xsrf.split_once('=').unwrap().1.to_owned();
+
+        // Issued by A, accepted by B.
+        assert_eq!(
+            b.request("GET", "/api/test", &[("Authentication-Token", &token)], "")
+                .unwrap()
+                .status,
+            200,
+            "round {round}"
+        );
+        assert_eq!(
+            b.request(
+                "GET",
+                "/api/me",
+                &[("Cookie", &cookie), ("Accept", "application/json")],
+                ""
+            )
+            .unwrap()
+            .status,
+            200
+        );
+
+        // Revoked on A (by session cookie, with CSRF), refused by B at once.
+        let both = format!("{cookie}; {xsrf}");
+        let out = a
+            .request(
+                "POST",
+                "/logout-everywhere",
+                &[
+                    ("Cookie", &both),
+                    ("X-XSRF-Token", &xsrf_value),
+                    ("Accept", "application/json"),
+                ],
+                "",
+            )
+            .unwrap();
+        assert_eq!(out.status, 200, "round {round}: {}", out.body);
+        let t = b
+            .request("GET", "/api/test", &[("Authentication-Token", &token)], "")
+            .unwrap();
+        let c = b
+            .request(
+                "GET",
+                "/api/me",
+                &[("Cookie", &cookie), ("Accept", "application/json")],
+                "",
+            )
+            .unwrap();
+        for r in [&t, &c] {
+            match r.status {
+                401 => {}
+                200 => stale += 1,
+                other => panic!("round {round}: unexpected {other}: {}", r.body),
+            }
+        }
+    }
+    assert_eq!(stale, 0, "stale acceptances in {ROUNDS} rounds");
+}
