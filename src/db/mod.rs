@@ -24,6 +24,48 @@ use crate::config::DatabaseConfig;
 pub struct Db {
     pool: Pool,
     timeout: Duration,
+    /// SQLite only: see [`Readers`].
+    readers: Option<std::sync::Arc<Readers>>,
+}
+
+/// SQLite only: a few connections kept outside the pool for the lookup that
+/// every authenticated request makes. sqlx's pool pings each connection it
+/// takes back (a round trip to the connection's worker thread), which for
+/// that lookup cost as much as the query itself (profiled, bench/RESULTS.md).
+/// In WAL mode a reader sees every committed write, so a revocation is
+/// visible to the very next lookup.
+#[derive(Debug)]
+pub struct Readers {
+    conns: Vec<tokio::sync::Mutex<sqlx::SqliteConnection>>,
+    next: std::sync::atomic::AtomicUsize,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Readers {
+    async fn open(opts: &SqliteConnectOptions, n: usize) -> Result<Readers, sqlx::Error> {
+        use sqlx::ConnectOptions;
+        let mut conns = Vec::with_capacity(n);
+        for _ in 0..n {
+            conns.push(tokio::sync::Mutex::new(opts.connect().await?));
+        }
+        Ok(Readers {
+            conns,
+            next: std::sync::atomic::AtomicUsize::new(0),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// A reader connection, round robin; an error once the Db is closed.
+    pub(crate) async fn get(
+        &self,
+    ) -> Result<tokio::sync::MutexGuard<'_, sqlx::SqliteConnection>, sqlx::Error> {
+        use std::sync::atomic::Ordering;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(sqlx::Error::PoolClosed);
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        Ok(self.conns[i].lock().await)
+    }
 }
 
 /// The backend's pool.
@@ -78,6 +120,11 @@ impl Db {
         &self.pool
     }
 
+    /// The SQLite readers, when this is SQLite.
+    pub(crate) fn readers(&self) -> Option<&Readers> {
+        self.readers.as_deref()
+    }
+
     /// Runs one database call within the time limit. A call that cannot get
     /// a connection, a lock or an answer in time fails like a dead database
     /// (503), so a hung server never hangs a request.
@@ -107,11 +154,17 @@ impl Db {
                 .min_connections(cfg.min_connections)
                 .acquire_timeout(acquire)
                 .idle_timeout(idle)
-                .connect_with(opts)
+                // A connection to a local file cannot die unnoticed; sqlx's
+                // default ping before every acquire doubled the thread
+                // handoffs of each query (profiled: see bench/RESULTS.md).
+                .test_before_acquire(false)
+                .connect_with(opts.clone())
                 .await?;
+            let readers = Readers::open(&opts, 4).await?;
             Ok(Db {
                 pool: Pool::Sqlite(pool),
                 timeout: acquire,
+                readers: Some(std::sync::Arc::new(readers)),
             })
         } else if cfg.url.starts_with("postgres:") || cfg.url.starts_with("postgresql:") {
             let opts = PgConnectOptions::from_str(&cfg.url)?
@@ -125,11 +178,17 @@ impl Db {
                 .min_connections(cfg.min_connections)
                 .acquire_timeout(acquire)
                 .idle_timeout(idle)
+                // No ping before each acquire: a network round trip on every
+                // query. A connection that died (server restart, killed
+                // backend) fails its next query once, as a 503, and is
+                // replaced.
+                .test_before_acquire(false)
                 .connect_with(opts)
                 .await?;
             Ok(Db {
                 pool: Pool::Postgres(pool),
                 timeout: acquire,
+                readers: None,
             })
         } else {
             Err(sqlx::Error::Configuration(
@@ -159,6 +218,9 @@ impl Db {
 
     /// Closes every connection (at shutdown).
     pub async fn close(&self) {
+        if let Some(r) = &self.readers {
+            r.closed.store(true, std::sync::atomic::Ordering::Release);
+        }
         match &self.pool {
             Pool::Sqlite(p) => p.close().await,
             Pool::Postgres(p) => p.close().await,

@@ -103,6 +103,16 @@ impl Db {
     pub async fn user_by_uniquifier(&self, uid: &str) -> Result<Option<User>, DbError> {
         const SQL: &str = r#"SELECT id, email, password, active, fs_uniquifier, tf_primary_method
             FROM "user" WHERE fs_uniquifier = $1"#;
+        if let Some(readers) = self.readers() {
+            let query = async {
+                let mut conn = readers.get().await?;
+                sqlx::query_as(SQL)
+                    .bind(uid)
+                    .fetch_optional(&mut *conn)
+                    .await
+            };
+            return Ok(self.bounded(query).await?);
+        }
         Ok(with_pool!(self, p => sqlx::query_as(SQL).bind(uid).fetch_optional(p).await)?)
     }
 
@@ -378,6 +388,19 @@ impl Db {
         const SQL: &str = r#"SELECT u.id, u.email, u.password, u.active, u.fs_uniquifier, u.tf_primary_method
             FROM gh_session s JOIN "user" u ON u.id = s.user_id
             WHERE s.id_hash = $1 AND u.fs_uniquifier = $2 AND s.expires_at > $3 AND u.active = $4"#;
+        if let Some(readers) = self.readers() {
+            let query = async {
+                let mut conn = readers.get().await?;
+                sqlx::query_as(SQL)
+                    .bind(id_hash)
+                    .bind(uid)
+                    .bind(now)
+                    .bind(true)
+                    .fetch_optional(&mut *conn)
+                    .await
+            };
+            return Ok(self.bounded(query).await?);
+        }
         Ok(
             with_pool!(self, p => sqlx::query_as(SQL).bind(id_hash).bind(uid).bind(now).bind(true)
             .fetch_optional(p).await)?,
