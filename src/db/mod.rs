@@ -91,6 +91,26 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// Like [`with_pool!`] for the per-request lookups: on SQLite `$exec` is one
+/// of the dedicated [`Readers`], elsewhere the pool.
+macro_rules! with_reader {
+    ($db:expr, $exec:ident => $body:expr) => {{
+        let db: &$crate::db::Db = $db;
+        match db.readers() {
+            Some(readers) => {
+                db.bounded(async {
+                    let mut conn = readers.get().await?;
+                    let $exec = &mut *conn;
+                    $body
+                })
+                .await
+            }
+            None => $crate::db::with_pool!(db, $exec => $body),
+        }
+    }};
+}
+pub(crate) use with_reader;
+
 /// A database failure as the rest of the app sees it.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -109,6 +129,26 @@ impl From<sqlx::Error> for DbError {
 /// True when `e` is a unique-constraint violation.
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// The pool settings both backends share.
+fn pool_options<DB: sqlx::Database>(
+    cfg: &DatabaseConfig,
+    acquire: Duration,
+    idle: Duration,
+) -> PoolOptions<DB> {
+    PoolOptions::new()
+        .max_connections(cfg.max_connections.max(1))
+        .min_connections(cfg.min_connections)
+        .acquire_timeout(acquire)
+        .idle_timeout(idle)
+        // sqlx pings a connection before every acquire by default: a round
+        // trip on every query (for SQLite a handoff to the connection's
+        // worker thread; profiled, see bench/RESULTS.md). A local SQLite
+        // file cannot die unnoticed; a PostgreSQL connection that died
+        // (restart, killed backend) fails its next query once, as a 503,
+        // and is replaced.
+        .test_before_acquire(false)
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -149,15 +189,7 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 // A locked database waits this long, then the request gets 503.
                 .busy_timeout(acquire);
-            let pool = PoolOptions::new()
-                .max_connections(cfg.max_connections.max(1))
-                .min_connections(cfg.min_connections)
-                .acquire_timeout(acquire)
-                .idle_timeout(idle)
-                // A connection to a local file cannot die unnoticed; sqlx's
-                // default ping before every acquire doubled the thread
-                // handoffs of each query (profiled: see bench/RESULTS.md).
-                .test_before_acquire(false)
+            let pool = pool_options(cfg, acquire, idle)
                 .connect_with(opts.clone())
                 .await?;
             let readers = Readers::open(&opts, 4).await?;
@@ -173,18 +205,7 @@ impl Db {
                     ("statement_timeout", limit.as_str()),
                     ("lock_timeout", limit.as_str()),
                 ]);
-            let pool = PoolOptions::new()
-                .max_connections(cfg.max_connections.max(1))
-                .min_connections(cfg.min_connections)
-                .acquire_timeout(acquire)
-                .idle_timeout(idle)
-                // No ping before each acquire: a network round trip on every
-                // query. A connection that died (server restart, killed
-                // backend) fails its next query once, as a 503, and is
-                // replaced.
-                .test_before_acquire(false)
-                .connect_with(opts)
-                .await?;
+            let pool = pool_options(cfg, acquire, idle).connect_with(opts).await?;
             Ok(Db {
                 pool: Pool::Postgres(pool),
                 timeout: acquire,

@@ -1,6 +1,6 @@
 //! Every query gatehouse runs. Each is one SQL text valid on both engines.
 
-use super::{is_unique_violation, with_pool, Db, DbError, DbTime};
+use super::{is_unique_violation, with_pool, with_reader, Db, DbError, DbTime};
 
 /// A row of FS's `user` table, as much of it as authentication needs.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -388,23 +388,9 @@ impl Db {
         const SQL: &str = r#"SELECT u.id, u.email, u.password, u.active, u.fs_uniquifier, u.tf_primary_method
             FROM gh_session s JOIN "user" u ON u.id = s.user_id
             WHERE s.id_hash = $1 AND u.fs_uniquifier = $2 AND s.expires_at > $3 AND u.active = $4"#;
-        if let Some(readers) = self.readers() {
-            let query = async {
-                let mut conn = readers.get().await?;
-                sqlx::query_as(SQL)
-                    .bind(id_hash)
-                    .bind(uid)
-                    .bind(now)
-                    .bind(true)
-                    .fetch_optional(&mut *conn)
-                    .await
-            };
-            return Ok(self.bounded(query).await?);
-        }
-        Ok(
-            with_pool!(self, p => sqlx::query_as(SQL).bind(id_hash).bind(uid).bind(now).bind(true)
-            .fetch_optional(p).await)?,
-        )
+        Ok(with_reader!(self, e => sqlx::query_as(SQL)
+            .bind(id_hash).bind(uid).bind(now).bind(true)
+            .fetch_optional(e).await)?)
     }
 
     /// Ends one session.

@@ -19,16 +19,7 @@ fn change_failed(
     errors: FieldErrors,
     user: &User,
 ) -> Result<Reply, ApiError> {
-    if ctx.json {
-        return Err(ApiError::Validation(errors));
-    }
-    Ok(render(
-        ctx,
-        "change",
-        status,
-        FormView::new(&errors, obj! {}),
-        Some(user),
-    ))
+    ctx.form_failure("change", status, errors, obj! {}, Some(user))
 }
 
 #[get("/change")]

@@ -20,21 +20,12 @@ fn login_failed(
     errors: FieldErrors,
     input: &Input,
 ) -> Result<Reply, ApiError> {
-    if ctx.json {
-        return Err(ApiError::Validation(errors));
-    }
     let values = obj! {
         "email" => input.text("email").unwrap_or_default(),
         "next" => input.text("next").unwrap_or_default(),
         "remember" => input.remember(),
     };
-    Ok(render(
-        ctx,
-        "login",
-        status,
-        FormView::new(&errors, values),
-        None,
-    ))
+    ctx.form_failure("login", status, errors, values, None)
 }
 
 #[get("/login")]
@@ -139,7 +130,7 @@ async fn login(ctx: Ctx<'_>, input: Result<Input, ApiError>) -> Result<Reply, Ap
 async fn logout(ctx: Ctx<'_>, input: Result<Input, ApiError>) -> Result<Reply, ApiError> {
     let input = input?;
     let signed_in = ctx.session.as_ref().is_some_and(|s| s.uid.is_some());
-    if signed_in && !ctx.has_token {
+    if signed_in && !ctx.has_token() {
         let check = if input.form {
             ctx.check_form_csrf(&input)
         } else {

@@ -68,8 +68,6 @@ pub struct Ctx<'r> {
     pub include_token: bool,
     /// `?next=` from the query.
     pub query_next: Option<String>,
-    /// Whether the request presented a token.
-    pub has_token: bool,
     /// The presented token, if any.
     token: Option<&'r str>,
     /// The client address (socket peer, or via trusted proxies).
@@ -90,7 +88,6 @@ impl<'r> FromRequest<'r> for Ctx<'r> {
             csrf_header: session::csrf_from_headers(req),
             include_token: req.query_fields().any(|f| f.name == "include_auth_token"),
             query_next: req.query_value::<String>("next").and_then(Result::ok),
-            has_token: presented_token(req).is_some(),
             token: presented_token(req),
             ip: crate::auth::client_ip::client_ip(req, &sec.config.trusted_proxies),
         })
@@ -98,6 +95,11 @@ impl<'r> FromRequest<'r> for Ctx<'r> {
 }
 
 impl<'r> Ctx<'r> {
+    /// Whether the request presented a token (good or bad).
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
     /// The user of the session cookie, if it still names an active user.
     pub async fn session_user(&self) -> Result<Option<User>, ApiError> {
         match &self.session {
@@ -215,6 +217,31 @@ impl FormView {
             form_errors,
             values,
         }
+    }
+}
+
+impl Ctx<'_> {
+    /// A failed form submission: JSON clients get the 400 envelope with
+    /// `errors`; browsers get `template` again, with the errors next to the
+    /// fields and `values` (never passwords) filled back in.
+    pub fn form_failure(
+        &self,
+        template: &'static str,
+        status: Status,
+        errors: FieldErrors,
+        values: Map<String, Value>,
+        user: Option<&User>,
+    ) -> Result<Reply, ApiError> {
+        if self.json {
+            return Err(ApiError::Validation(errors));
+        }
+        Ok(render(
+            self,
+            template,
+            status,
+            FormView::new(&errors, values),
+            user,
+        ))
     }
 }
 

@@ -17,20 +17,11 @@ fn register_failed(
     errors: FieldErrors,
     input: &Input,
 ) -> Result<Reply, ApiError> {
-    if ctx.json {
-        return Err(ApiError::Validation(errors));
-    }
     let values = obj! {
         "email" => input.text("email").unwrap_or_default(),
         "next" => input.text("next").unwrap_or_default(),
     };
-    Ok(render(
-        ctx,
-        "register",
-        status,
-        FormView::new(&errors, values),
-        None,
-    ))
+    ctx.form_failure("register", status, errors, values, None)
 }
 
 /// Checks a new password for register and change; errors go under `field`.
