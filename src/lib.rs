@@ -60,6 +60,7 @@ pub async fn build_state(figment: &Figment) -> Result<Security, String> {
         hasher,
         signer,
         ip_limiter,
+        throttle_calls: Default::default(),
     })
 }
 

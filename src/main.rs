@@ -306,7 +306,34 @@ async fn serve() -> ExitCode {
             gatehouse::close(&rocket).await;
             ExitCode::SUCCESS
         }
-        Err(e) => fail(format_args!("stopped: {e}")),
+        Err(e) => match e.kind() {
+            // Rocket 0.5 can return this the moment a signal arrives, when
+            // its accept loop ends before its shutdown branch runs: requests
+            // are still in flight (they hold the other references). Returning
+            // now would drop the runtime and cut them, so wait for them, for
+            // at most grace + mercy.
+            rocket::error::ErrorKind::Shutdown(rocket, None) => {
+                tracing::info!(
+                    in_flight = std::sync::Arc::strong_count(rocket) - 1,
+                    "shutdown: waiting for in-flight requests"
+                );
+                let limit =
+                    u64::from(rocket.config().shutdown.grace + rocket.config().shutdown.mercy);
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(limit);
+                while std::sync::Arc::strong_count(rocket) > 1
+                    && std::time::Instant::now() < deadline
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                gatehouse::close(rocket.as_ref()).await;
+                if std::sync::Arc::strong_count(rocket) > 1 {
+                    fail("stopped with requests still running after the shutdown grace period")
+                } else {
+                    ExitCode::SUCCESS
+                }
+            }
+            _ => fail(format_args!("stopped: {e}")),
+        },
     }
 }
 

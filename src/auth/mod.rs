@@ -32,6 +32,8 @@ pub struct Security {
     pub signer: TokenSigner,
     /// Auth requests per client address (in memory, per instance).
     pub ip_limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// Throttle calls so far; every 1000th purges expired throttle rows.
+    pub throttle_calls: std::sync::atomic::AtomicU64,
 }
 
 /// The per-address limiter for `per_minute` auth requests a minute, with a
@@ -109,6 +111,15 @@ impl Security {
     /// Checked before any hashing.
     pub async fn throttle(&self, key: &str) -> Result<(), ApiError> {
         let now = unix_now() as i64;
+        let rule = self.config.account_throttle;
+        if self
+            .throttle_calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % 1000
+            == 999
+        {
+            self.db.purge_throttle(now, rule.window).await?;
+        }
         let state = self
             .db
             .throttle(key, now, self.config.account_throttle)

@@ -455,6 +455,17 @@ impl Db {
         })
     }
 
+    /// Deletes throttle rows whose window is over and whose backoff has
+    /// passed: they would start afresh anyway. Keeps a table keyed by
+    /// attacker-chosen emails from growing without bound.
+    pub async fn purge_throttle(&self, now: i64, window: i64) -> Result<u64, DbError> {
+        const SQL: &str = "DELETE FROM gh_throttle WHERE window_start <= $1 AND next_allowed <= $2";
+        Ok(
+            with_pool!(self, p => sqlx::query(SQL).bind(now - window).bind(now)
+            .execute(p).await.map(|r| r.rows_affected()))?,
+        )
+    }
+
     /// Forgets the attempts on `key` (after a successful sign-in).
     pub async fn clear_throttle(&self, key: &str) -> Result<(), DbError> {
         const SQL: &str = "DELETE FROM gh_throttle WHERE key = $1";

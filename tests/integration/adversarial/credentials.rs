@@ -101,6 +101,48 @@ async fn backoff_rises_and_is_capped() {
     assert!(fresh.allowed && fresh.attempts == 1, "a new window");
 }
 
+/// Keys are attacker-chosen (any email): expired rows must not pile up.
+#[rocket::async_test]
+async fn expired_throttle_rows_are_purged() {
+    let app = app().await;
+    let db = app.dbh();
+    let rule = ThrottleRule {
+        limit: 3,
+        window: 900,
+        base_delay: 2,
+        max_delay: 8,
+    };
+    let t0 = 1_000_000;
+    for i in 0..50 {
+        db.throttle(&format!("acct:spray{i}@example.com"), t0, rule)
+            .await
+            .unwrap();
+    }
+    for _ in 0..4 {
+        db.throttle("acct:backing-off@example.com", t0 + 800, rule)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        db.purge_throttle(t0 + 899, 900).await.unwrap(),
+        0,
+        "windows still open"
+    );
+    assert_eq!(
+        db.purge_throttle(t0 + 900, 900).await.unwrap(),
+        50,
+        "the sprayed keys go"
+    );
+    let s = db
+        .throttle("acct:backing-off@example.com", t0 + 901, rule)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.attempts, 5,
+        "a key whose window is still open is kept, its count goes on"
+    );
+}
+
 #[rocket::async_test]
 async fn a_hundred_parallel_wrong_passwords_count_exactly_a_hundred() {
     let app = app_with(|f| f.merge(("security.ip_limit_per_minute", 1000))).await;
