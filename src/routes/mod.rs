@@ -6,6 +6,7 @@ pub mod health;
 pub mod login;
 pub mod pages;
 pub mod register;
+pub mod verify;
 
 use rocket::http::{CookieJar, Status};
 use rocket::outcome::Outcome;
@@ -158,9 +159,26 @@ impl<'r> Ctx<'r> {
         }
     }
 
-    /// Signs `user` in: a brand-new session (fresh id and CSRF secret,
-    /// recorded on the server), then the envelope (with a token when asked)
-    /// or a redirect to `next`.
+    /// Starts a brand-new session for `user` (fresh id and CSRF secret,
+    /// recorded on the server) and sets its cookies.
+    pub async fn start_session(
+        &self,
+        user: &User,
+        remember: bool,
+    ) -> Result<SessionData, ApiError> {
+        let data = session::start(
+            self.cookies,
+            &self.sec.config,
+            &user.fs_uniquifier,
+            remember,
+            session::now_f64(),
+        );
+        self.sec.record_session(user, &data).await?;
+        Ok(data)
+    }
+
+    /// Signs `user` in: a new session, then the envelope (with a token when
+    /// asked) or a redirect to `next`.
     pub async fn signed_in(
         &self,
         user: &User,
@@ -168,15 +186,8 @@ impl<'r> Ctx<'r> {
         next: &str,
         mut extra: Map<String, Value>,
     ) -> Result<Reply, ApiError> {
-        let paa = session::now_f64();
-        let data = session::start(
-            self.cookies,
-            &self.sec.config,
-            &user.fs_uniquifier,
-            remember,
-            paa,
-        );
-        self.sec.record_session(user, &data).await?;
+        let data = self.start_session(user, remember).await?;
+        let paa = data.paa;
         if !self.json {
             return Ok(Reply::Redirect(next.to_owned()));
         }
@@ -254,10 +265,23 @@ pub fn render(
     form: FormView,
     user: Option<&User>,
 ) -> Reply {
+    render_page(ctx, name, status, form, user, ctx.csrf_token())
+}
+
+/// [`render`] with a given CSRF token, for a page rendered right after a new
+/// session was started (whose cookies must not be overwritten).
+pub fn render_page(
+    ctx: &Ctx<'_>,
+    name: &'static str,
+    status: Status,
+    form: FormView,
+    user: Option<&User>,
+    csrf_token: String,
+) -> Reply {
     let page = Template::render(
         name,
         rocket_dyn_templates::context! {
-            csrf_token: ctx.csrf_token(),
+            csrf_token,
             form,
             user_email: user.map(|u| u.email.clone()),
             registerable: ctx.sec.config.registerable,
@@ -274,5 +298,6 @@ pub fn routes() -> Vec<rocket::Route> {
     r.extend(change::routes());
     r.extend(pages::routes());
     r.extend(health::routes());
+    r.extend(verify::routes());
     r
 }

@@ -20,3 +20,4 @@ mod roles;
 mod scale_out;
 mod startup;
 mod unauthenticated;
+mod verify;
