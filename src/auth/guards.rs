@@ -226,18 +226,8 @@ impl<'r> FromRequest<'r> for BasicUser {
         if let Err(e) = sec.check_ip(client_ip(req, &sec.config.trusted_proxies)) {
             return fail(req, e);
         }
-        if let Err(e) = sec.throttle(&crate::auth::account_key(&email)).await {
-            return fail(req, e);
-        }
         match sec.check_password(&email, &password).await {
-            Ok(Ok(user)) => match sec
-                .db
-                .clear_throttle(&crate::auth::account_key(&email))
-                .await
-            {
-                Ok(()) => Outcome::Success(BasicUser(user)),
-                Err(e) => fail(req, e.into()),
-            },
+            Ok(Ok(user)) => Outcome::Success(BasicUser(user)),
             Ok(Err(_)) => fail(req, denied),
             Err(e) => fail(req, e),
         }

@@ -182,14 +182,19 @@ impl Security {
         self.signer.mint(uid, paa, unix_now())
     }
 
-    /// Checks an email and password: exactly one bcrypt run, whether or not
-    /// the email exists; none at all for a password no account can have.
-    /// `Err` only when the database or the hashing service cannot answer.
+    /// Checks an email and password (sign-in, HTTP Basic). The attempt is
+    /// counted on the account first (429 while it must back off, before any
+    /// hashing), then exactly one bcrypt run, whether or not the email
+    /// exists; none for a password no account can have. A success clears
+    /// the account's count. `Err` only for 429, or when the database or the
+    /// hashing service cannot answer.
     pub async fn check_password(
         &self,
         email: &str,
         password: &str,
     ) -> Result<Result<User, LoginFailure>, ApiError> {
+        let key = account_key(email);
+        self.throttle(&key).await?;
         let normalized = password::normalize(password);
         if password::char_len(&normalized) > password::MAX_LENGTH {
             return Ok(Err(LoginFailure::Invalid));
@@ -217,6 +222,7 @@ impl Security {
                 Ok(Err(LoginFailure::TwoFactorRequired))
             }
             Some(u) if ok && u.active => {
+                self.db.clear_throttle(&key).await?;
                 if stored.is_some_and(|h| self.hasher.needs_rehash(&h)) {
                     self.rehash(&u, &normalized).await?;
                 }
@@ -225,6 +231,23 @@ impl Security {
             Some(_) if ok => Ok(Err(LoginFailure::Disabled)),
             _ => Ok(Err(LoginFailure::Invalid)),
         }
+    }
+
+    /// A signed-in user proves their password again (/change, /verify):
+    /// throttled like sign-in, one bcrypt run, the count cleared on success.
+    pub async fn confirm_password(&self, user: &User, password: &str) -> Result<bool, ApiError> {
+        let key = account_key(&user.email);
+        self.throttle(&key).await?;
+        let normalized = password::normalize(password);
+        let right = password::char_len(&normalized) <= password::MAX_LENGTH
+            && self
+                .hasher
+                .verify(&normalized, user.password.as_deref())
+                .await?;
+        if right {
+            self.db.clear_throttle(&key).await?;
+        }
+        Ok(right)
     }
 
     /// Replaces a verified legacy hash (argon2, weaker bcrypt) with one of

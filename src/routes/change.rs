@@ -6,7 +6,7 @@ use rocket::{get, post, routes};
 use super::register::check_new_password;
 use super::{render, Ctx, FormView, Reply};
 use crate::auth::guards::{AuthUser, Via};
-use crate::auth::{account_key, new_uniquifier, password};
+use crate::auth::{new_uniquifier, password};
 use crate::db::User;
 use crate::error::{msg, ApiError, FieldErrors};
 use crate::input::Input;
@@ -46,15 +46,13 @@ async fn change(
 ) -> Result<Reply, ApiError> {
     ctx.sec.check_ip(ctx.ip)?;
     let input = input?;
-    if let Via::Session(_) = auth.via {
-        if let Err(m) = ctx.check_form_csrf(&input) {
-            return change_failed(
-                &ctx,
-                Status::BadRequest,
-                FieldErrors::one("", m),
-                &auth.user,
-            );
-        }
+    if let Err(m) = ctx.check_csrf_for(&auth, &input) {
+        return change_failed(
+            &ctx,
+            Status::BadRequest,
+            FieldErrors::one("", m),
+            &auth.user,
+        );
     }
     let current = password::normalize(input.text("password")?);
     let new = password::normalize(input.text("new_password")?);
@@ -71,15 +69,7 @@ async fn change(
     if !errors.is_empty() {
         return change_failed(&ctx, Status::Ok, errors, &auth.user);
     }
-    let key = account_key(&auth.user.email);
-    ctx.sec.throttle(&key).await?;
-    let right = password::char_len(&current) <= password::MAX_LENGTH
-        && ctx
-            .sec
-            .hasher
-            .verify(&current, auth.user.password.as_deref())
-            .await?;
-    if !right {
+    if !ctx.sec.confirm_password(&auth.user, &current).await? {
         return change_failed(
             &ctx,
             Status::Ok,
@@ -101,7 +91,6 @@ async fn change(
         return Err(ApiError::Unauthenticated { basic: false });
     }
     ctx.sec.db.delete_user_sessions(auth.user.id).await?;
-    ctx.sec.db.clear_throttle(&key).await?;
     tracing::info!(
         event = "rotation",
         reason = "password_change",

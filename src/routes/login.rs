@@ -5,8 +5,8 @@ use rocket::{get, post, routes};
 use serde_json::Map;
 
 use super::{render, Ctx, FormView, Reply};
-use crate::auth::guards::{AuthUser, Via};
-use crate::auth::{account_key, new_uniquifier, session, session_hash, LoginFailure};
+use crate::auth::guards::AuthUser;
+use crate::auth::{new_uniquifier, session, session_hash, LoginFailure};
 use crate::error::{msg, ApiError, FieldErrors};
 use crate::input::Input;
 use crate::obj;
@@ -81,12 +81,8 @@ async fn login(ctx: Ctx<'_>, input: Result<Input, ApiError>) -> Result<Reply, Ap
             &input,
         );
     }
-    // Counted before any hashing; a success clears the account's count.
-    let key = account_key(email);
-    ctx.sec.throttle(&key).await?;
     match ctx.sec.check_password(email, password).await? {
         Ok(user) => {
-            ctx.sec.db.clear_throttle(&key).await?;
             ctx.sec
                 .db
                 .record_login(user.id, ctx.ip_text().as_deref())
@@ -162,9 +158,8 @@ async fn logout_everywhere(
     input: Result<Input, ApiError>,
 ) -> Result<Reply, ApiError> {
     let input = input?;
-    if let Via::Session(_) = auth.via {
-        ctx.check_form_csrf(&input).map_err(ApiError::BadRequest)?;
-    }
+    ctx.check_csrf_for(&auth, &input)
+        .map_err(ApiError::BadRequest)?;
     ctx.sec
         .db
         .set_uniquifier(auth.user.id, &new_uniquifier())

@@ -16,7 +16,7 @@ use rocket::Request;
 use rocket_dyn_templates::Template;
 use serde_json::{Map, Value};
 
-use crate::auth::guards::presented_token;
+use crate::auth::guards::{presented_token, AuthUser, Via};
 use crate::auth::session::{self, SessionData};
 use crate::auth::Security;
 use crate::db::User;
@@ -128,6 +128,16 @@ impl<'r> Ctx<'r> {
     /// A fresh CSRF token for a page (creating an anonymous session if needed).
     pub fn csrf_token(&self) -> String {
         session::page_csrf(self.cookies, &self.sec.config, self.session.as_ref())
+    }
+
+    /// CSRF for an authenticated form post: only a session-authenticated
+    /// caller needs it (token callers are API clients; JSON bodies were
+    /// checked by the guard).
+    pub fn check_csrf_for(&self, auth: &AuthUser, input: &Input) -> Result<(), String> {
+        match auth.via {
+            Via::Session(_) => self.check_form_csrf(input),
+            Via::Token => Ok(()),
+        }
     }
 
     /// For forms: the body's `csrf_token` (or a header) must match the session's.

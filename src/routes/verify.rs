@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::{render, render_page, Ctx, FormView, Reply};
 use crate::auth::guards::{AuthUser, Via};
-use crate::auth::{account_key, password, session_hash};
+use crate::auth::{password, session_hash};
 use crate::db::User;
 use crate::error::{msg, ApiError, FieldErrors};
 use crate::input::Input;
@@ -44,10 +44,8 @@ async fn verify(
     let input = input?;
     let failed =
         |status, errors| ctx.form_failure("verify", status, errors, obj! {}, Some(&auth.user));
-    if let Via::Session(_) = auth.via {
-        if let Err(m) = ctx.check_form_csrf(&input) {
-            return failed(Status::BadRequest, FieldErrors::one("", m));
-        }
+    if let Err(m) = ctx.check_csrf_for(&auth, &input) {
+        return failed(Status::BadRequest, FieldErrors::one("", m));
     }
     let current = password::normalize(input.text("password")?);
     let next = ctx.next(&input)?;
@@ -57,16 +55,7 @@ async fn verify(
             FieldErrors::one("password", msg::PASSWORD_MISSING),
         );
     }
-    // The same limits as sign-in, before any hashing.
-    let key = account_key(&auth.user.email);
-    ctx.sec.throttle(&key).await?;
-    let right = password::char_len(&current) <= password::MAX_LENGTH
-        && ctx
-            .sec
-            .hasher
-            .verify(&current, auth.user.password.as_deref())
-            .await?;
-    if !right {
+    if !ctx.sec.confirm_password(&auth.user, &current).await? {
         tracing::info!(
             event = "verify",
             outcome = "failed",
@@ -78,7 +67,6 @@ async fn verify(
             FieldErrors::one("password", msg::WRONG_PASSWORD),
         );
     }
-    ctx.sec.db.clear_throttle(&key).await?;
     tracing::info!(
         event = "verify",
         outcome = "ok",

@@ -127,6 +127,15 @@ impl Resp {
             .map(|(_, v)| v.as_str())
             .collect()
     }
+    /// The raw `Set-Cookie` line for `name`, attributes included.
+    pub fn raw_cookie(&self, name: &str) -> String {
+        let prefix = format!("{name}=");
+        self.set_cookies()
+            .into_iter()
+            .find(|c| c.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no Set-Cookie for {name}: {:?}", self.set_cookies()))
+            .to_owned()
+    }
     pub fn cookie(&self, name: &str) -> Option<&Cookie<'static>> {
         self.cookies.iter().find(|c| c.name() == name)
     }

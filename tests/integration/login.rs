@@ -39,12 +39,7 @@ async fn login_page_has_a_complete_form_and_json_twin() {
         xsrf.value(),
         body["response"]["csrf_token"].as_str().unwrap()
     );
-    let raw = r
-        .set_cookies()
-        .into_iter()
-        .find(|c| c.starts_with("XSRF-TOKEN="))
-        .unwrap()
-        .to_owned();
+    let raw = r.raw_cookie("XSRF-TOKEN");
     assert!(
         raw.contains("SameSite=Strict") && !raw.contains("HttpOnly"),
         "{raw}"
@@ -71,12 +66,7 @@ async fn form_login_sets_a_session_and_redirects_to_next() {
         .await;
     assert_eq!(r.status, Status::Found, "{}", r.body);
     assert_eq!(r.location(), "/api/me?x=1");
-    let raw = r
-        .set_cookies()
-        .into_iter()
-        .find(|c| c.starts_with("session="))
-        .unwrap()
-        .to_owned();
+    let raw = r.raw_cookie("session");
     for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(raw.contains(attr), "{attr} missing in {raw}");
     }
@@ -101,12 +91,7 @@ async fn remember_me_makes_the_cookie_persistent() {
             json!({"email": "rem@example.com", "password": PASSWORD, "remember": true}),
         )
         .await;
-    let raw = r
-        .set_cookies()
-        .into_iter()
-        .find(|c| c.starts_with("session="))
-        .unwrap()
-        .to_owned();
+    let raw = r.raw_cookie("session");
     assert!(raw.contains("Max-Age=2592000"), "{raw}");
     for falsy in [json!(false), json!("false"), json!("")] {
         let r = app
@@ -115,12 +100,7 @@ async fn remember_me_makes_the_cookie_persistent() {
                 json!({"email": "rem@example.com", "password": PASSWORD, "remember": falsy}),
             )
             .await;
-        let raw = r
-            .set_cookies()
-            .into_iter()
-            .find(|c| c.starts_with("session="))
-            .unwrap()
-            .to_owned();
+        let raw = r.raw_cookie("session");
         assert!(!raw.contains("Max-Age"), "{falsy}: {raw}");
     }
 }

@@ -102,22 +102,12 @@ async fn secure_cookies_use_the_host_prefix() {
             serde_json::json!({"email": "sec@example.com", "password": PASSWORD}),
         )
         .await;
-    let raw = r
-        .set_cookies()
-        .into_iter()
-        .find(|c| c.starts_with("__Host-session="))
-        .expect("prefixed")
-        .to_owned();
+    let raw = r.raw_cookie("__Host-session");
     assert!(
         raw.contains("Secure") && raw.contains("HttpOnly") && raw.contains("Path=/"),
         "{raw}"
     );
     assert!(!raw.contains("Domain"), "{raw}");
-    let xsrf = r
-        .set_cookies()
-        .into_iter()
-        .find(|c| c.starts_with("XSRF-TOKEN="))
-        .unwrap()
-        .to_owned();
+    let xsrf = r.raw_cookie("XSRF-TOKEN");
     assert!(xsrf.contains("Secure"), "{xsrf}");
 }

@@ -8,6 +8,15 @@ use gatehouse::db::ThrottleRule;
 use crate::common::*;
 use crate::register::futures_join_all;
 
+/// A small schedule for the tests that drive the throttle with their own clock.
+const RULE: ThrottleRule = ThrottleRule {
+    limit: 3,
+    window: 900,
+    base_delay: 2,
+    max_delay: 8,
+};
+const T0: i64 = 1_000_000;
+
 fn wrong(email: &str) -> serde_json::Value {
     json!({"email": email, "password": "not-the-password"})
 }
@@ -66,13 +75,7 @@ async fn an_account_backs_off_after_ten_failures_without_hashing() {
 async fn backoff_rises_and_is_capped() {
     let app = app().await;
     let db = app.dbh();
-    let rule = ThrottleRule {
-        limit: 3,
-        window: 900,
-        base_delay: 2,
-        max_delay: 8,
-    };
-    let t0 = 1_000_000;
+    let (rule, t0) = (RULE, T0);
     for i in 1..=3 {
         assert!(
             db.throttle("k", t0, rule).await.unwrap().allowed,
@@ -106,13 +109,7 @@ async fn backoff_rises_and_is_capped() {
 async fn expired_throttle_rows_are_purged() {
     let app = app().await;
     let db = app.dbh();
-    let rule = ThrottleRule {
-        limit: 3,
-        window: 900,
-        base_delay: 2,
-        max_delay: 8,
-    };
-    let t0 = 1_000_000;
+    let (rule, t0) = (RULE, T0);
     for i in 0..50 {
         db.throttle(&format!("acct:spray{i}@example.com"), t0, rule)
             .await
