@@ -58,6 +58,9 @@ out.append(f"## {env['backend']}")
 out.append("")
 out.append(f"- machine: {env['NPROC']} cores, {env['CPU']}; wrk and gatehouse share them")
 out.append(f"- commit: {env['COMMIT']}; {env['DURATION']} s a scenario, 2 threads, 32 connections")
+steal = float(env.get("STEAL_PCT", "0"))
+out.append(f"- CPU steal by the hypervisor during the scenarios: {steal:.1f}%"
+           + (" (**high: these numbers are not representative; rerun**)" if steal > 5 else ""))
 out.append(f"- bcrypt cost {hash_fields['cost']}: {ms_per_hash:.1f} ms a hash on one idle core, "
            f"so the bound is {cores} / {ms_per_hash / 1000:.4f} s = {bound:.2f} sign-ins/s")
 out.append("")
