@@ -93,18 +93,23 @@ pub async fn close<P: rocket::Phase>(rocket: &Rocket<P>) {
     }
 }
 
+/// Where the static files are (`static_dir`, by default `static`); managed.
+pub struct StaticDir(pub std::path::PathBuf);
+
 /// The full auth server: state, templates, auth routes, static files and
 /// the catcher. Mount your own routes (or [`routes::api::routes`]) on it.
 pub fn rocket(figment: Figment) -> Rocket<Build> {
-    let static_dir = figment
+    let static_dir: std::path::PathBuf = figment
         .extract_inner::<String>("static_dir")
-        .unwrap_or_else(|_| "static".into());
+        .unwrap_or_else(|_| "static".into())
+        .into();
     rocket::custom(figment)
         .attach(fairing())
         .attach(logging::RequestLog)
         .attach(headers::SecurityHeaders)
         .attach(Template::fairing())
         .mount("/", routes::routes())
-        .mount("/static", FileServer::from(static_dir))
+        .mount("/static", FileServer::from(&static_dir))
+        .manage(StaticDir(static_dir))
         .register("/", catchers![error::default_catcher])
 }

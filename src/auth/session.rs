@@ -107,7 +107,11 @@ fn set_cookies(cookies: &CookieJar<'_>, cfg: &SecurityConfig, data: &SessionData
         session.expires(rocket::http::private::cookie::Expiration::Session)
     };
     cookies.add_private(session);
+    set_xsrf_cookie(cookies, cfg, data);
+}
 
+/// The session's CSRF token, readable by the page's scripts.
+fn set_xsrf_cookie(cookies: &CookieJar<'_>, cfg: &SecurityConfig, data: &SessionData) {
     let mut xsrf = Cookie::build((XSRF_COOKIE, data.csrf.clone()))
         .path("/")
         .http_only(false)
@@ -141,20 +145,28 @@ pub fn start(
 }
 
 /// The CSRF token for a page or `GET /login`: the current session's, or a
-/// new anonymous session's. Also (re)sets the XSRF-TOKEN cookie.
+/// new anonymous session's. A standing session's cookie is left alone (so a
+/// failed sign-in answers with no cookie at all); only a missing or stale
+/// XSRF-TOKEN cookie is put back.
 pub fn page_csrf(
     cookies: &CookieJar<'_>,
     cfg: &SecurityConfig,
     current: Option<&SessionData>,
 ) -> String {
-    let data = current.cloned().unwrap_or_else(|| SessionData {
+    if let Some(data) = current {
+        if cookies.get(XSRF_COOKIE).map(|c| c.value()) != Some(data.csrf.as_str()) {
+            set_xsrf_cookie(cookies, cfg, data);
+        }
+        return data.csrf.clone();
+    }
+    let data = SessionData {
         uid: None,
         sid: None,
         csrf: random_token(),
         paa: 0.0,
         iat: rocket::time::OffsetDateTime::now_utc().unix_timestamp(),
         rem: false,
-    });
+    };
     set_cookies(cookies, cfg, &data);
     data.csrf
 }

@@ -1,6 +1,7 @@
 //! The small demo API from the tutorial gatehouse grew from. Mounted by the
 //! binary (and the tests); an app embedding the library brings its own.
 
+use rocket::fs::NamedFile;
 use rocket::http::Status;
 use rocket::response::status::Custom;
 use rocket::serde::json::{json, Json, Value};
@@ -102,6 +103,17 @@ fn basic_test(user: BasicUser) -> Json<Value> {
     Json(json!({ "msg": format!("Hello {}", user.0.email) }))
 }
 
+/// The single-page app demo (static/demo.html): plain JavaScript calling
+/// this API with the session cookie and with a token.
+#[get("/demo")]
+async fn demo(dir: &State<crate::StaticDir>) -> Result<NamedFile, ApiError> {
+    let path = dir.0.join("demo.html");
+    NamedFile::open(&path).await.map_err(|e| {
+        tracing::error!(path = %path.display(), error = %e, "demo page missing");
+        ApiError::NotFound
+    })
+}
+
 /// The demo API's routes.
 pub fn routes() -> Vec<rocket::Route> {
     routes![
@@ -112,6 +124,7 @@ pub fn routes() -> Vec<rocket::Route> {
         likes,
         one_like,
         admin_users,
-        basic_test
+        basic_test,
+        demo
     ]
 }

@@ -3,6 +3,7 @@
 use rocket::http::Status;
 use rocket::{get, post, routes};
 
+use super::flash::Flash;
 use super::register::check_new_password;
 use super::{render, Ctx, FormView, Reply};
 use crate::auth::guards::{AuthUser, Via};
@@ -106,8 +107,14 @@ async fn change(
         Via::Session(s) => s.rem,
         Via::Token => false,
     };
-    ctx.signed_in(&user, remember, "/", serde_json::Map::new())
-        .await
+    ctx.signed_in(
+        &user,
+        remember,
+        "/",
+        serde_json::Map::new(),
+        Flash::PasswordChanged,
+    )
+    .await
 }
 
 /// The routes of this module.

@@ -4,6 +4,7 @@ use rocket::http::Status;
 use rocket::{get, post, routes};
 use serde_json::Map;
 
+use super::flash::Flash;
 use super::{render, Ctx, FormView, Reply};
 use crate::auth::guards::AuthUser;
 use crate::auth::{new_uniquifier, session, session_hash, LoginFailure};
@@ -98,6 +99,7 @@ async fn login(ctx: Ctx<'_>, input: Result<Input, ApiError>) -> Result<Reply, Ap
                 input.remember(),
                 &next,
                 obj! { "tf_required" => false },
+                Flash::SignedIn,
             )
             .await
         }
@@ -145,7 +147,7 @@ async fn logout(ctx: Ctx<'_>, input: Result<Input, ApiError>) -> Result<Reply, A
     if ctx.json {
         Ok(Reply::Json(Envelope::ok(Map::new())))
     } else {
-        Ok(Reply::Redirect("/".into()))
+        Ok(ctx.redirect("/", Flash::SignedOut))
     }
 }
 
@@ -175,7 +177,7 @@ async fn logout_everywhere(
     if ctx.json {
         Ok(Reply::Json(Envelope::ok(Map::new())))
     } else {
-        Ok(Reply::Redirect("/login".into()))
+        Ok(ctx.redirect("/login", Flash::SignedOutEverywhere))
     }
 }
 

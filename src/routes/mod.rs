@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod change;
+pub mod flash;
 pub mod health;
 pub mod login;
 pub mod pages;
@@ -24,6 +25,7 @@ use crate::error::{msg, ApiError, FieldErrors};
 use crate::input::Input;
 use crate::response::{wants_json, Envelope};
 use crate::validate::is_safe_next;
+use flash::Flash;
 
 /// What an auth endpoint answers: an envelope for JSON clients, a page or a
 /// redirect for browsers.
@@ -187,6 +189,13 @@ impl<'r> Ctx<'r> {
         Ok(data)
     }
 
+    /// A browser's redirect after a form post, with `result` shown on the
+    /// next page.
+    pub fn redirect(&self, to: &str, result: Flash) -> Reply {
+        flash::set(self.cookies, &self.sec.config, result);
+        Reply::Redirect(to.to_owned())
+    }
+
     /// Signs `user` in: a new session, then the envelope (with a token when
     /// asked) or a redirect to `next`.
     pub async fn signed_in(
@@ -195,11 +204,12 @@ impl<'r> Ctx<'r> {
         remember: bool,
         next: &str,
         mut extra: Map<String, Value>,
+        result: Flash,
     ) -> Result<Reply, ApiError> {
         let data = self.start_session(user, remember).await?;
         let paa = data.paa;
         if !self.json {
-            return Ok(Reply::Redirect(next.to_owned()));
+            return Ok(self.redirect(next, result));
         }
         let mut user_obj = Map::new();
         if self.include_token {
@@ -294,6 +304,7 @@ pub fn render_page(
             csrf_token,
             form,
             user_email: user.map(|u| u.email.clone()),
+            flash: flash::take(ctx.cookies),
             registerable: ctx.sec.config.registerable,
         },
     );

@@ -3,6 +3,7 @@
 use rocket::http::Status;
 use rocket::{get, post, routes};
 
+use super::flash::Flash;
 use super::{render, Ctx, FormView, Reply};
 use crate::auth::{new_uniquifier, password};
 use crate::error::{msg, ApiError, FieldErrors};
@@ -127,8 +128,14 @@ async fn register(ctx: Ctx<'_>, input: Result<Input, ApiError>) -> Result<Reply,
         user_id = user.id,
         "registered and signed in"
     );
-    ctx.signed_in(&user, false, &next, serde_json::Map::new())
-        .await
+    ctx.signed_in(
+        &user,
+        false,
+        &next,
+        serde_json::Map::new(),
+        Flash::Registered,
+    )
+    .await
 }
 
 /// The routes of this module.

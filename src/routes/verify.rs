@@ -8,6 +8,7 @@ use rocket::http::Status;
 use rocket::{get, post, routes};
 use serde_json::{Map, Value};
 
+use super::flash::Flash;
 use super::{render, render_page, Ctx, FormView, Reply};
 use crate::auth::guards::{AuthUser, Via};
 use crate::auth::{password, session_hash};
@@ -84,7 +85,15 @@ async fn verify(
         Via::Token => false,
     };
     if ctx.json || !ctx.include_token {
-        return ctx.signed_in(&auth.user, remember, &next, Map::new()).await;
+        return ctx
+            .signed_in(
+                &auth.user,
+                remember,
+                &next,
+                Map::new(),
+                Flash::Reauthenticated,
+            )
+            .await;
     }
     // The account page's "Get an API token" form: show the new token once,
     // on a page that carries the new session's CSRF token.

@@ -321,6 +321,14 @@ async fn form_login_failure_rerenders_with_the_generic_error_and_no_session() {
         !r.body.contains("bad-password"),
         "passwords are never echoed"
     );
+    assert_eq!(
+        r.set_cookies(),
+        Vec::<&str>::new(),
+        "a failed sign-in sets no cookie"
+    );
+    assert_eq!(b.xsrf(), csrf, "the anonymous session stands");
+    let me = b.send(accept_json(app.client.get("/api/me"))).await;
+    assert_eq!(me.status, Status::Unauthorized);
 }
 
 #[rocket::async_test]

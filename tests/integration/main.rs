@@ -14,6 +14,7 @@ mod login;
 mod migration;
 mod operations;
 mod outage;
+mod pages;
 mod register;
 mod revoke;
 mod roles;

@@ -1,0 +1,116 @@
+//! Flash messages: one line on the next page a browser sees, after a form
+//! post redirected it (signed in, password changed, signed out, …).
+//!
+//! The cookie carries a short code, never text: a cookie set by anyone else
+//! (a sibling subdomain, a script) can only pick one of these messages.
+
+use rocket::http::{Cookie, CookieJar, SameSite};
+use rocket::time::Duration;
+use serde::Serialize;
+
+use crate::config::SecurityConfig;
+
+const COOKIE: &str = "gh_flash";
+
+/// A result worth telling the user about on the next page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flash {
+    /// The login form succeeded.
+    SignedIn,
+    /// The register form created the account (and signed in).
+    Registered,
+    /// The change form changed the password.
+    PasswordChanged,
+    /// The verify form re-authenticated.
+    Reauthenticated,
+    /// This browser's session ended.
+    SignedOut,
+    /// Every session and token of the user was revoked.
+    SignedOutEverywhere,
+}
+
+const ALL: [Flash; 6] = [
+    Flash::SignedIn,
+    Flash::Registered,
+    Flash::PasswordChanged,
+    Flash::Reauthenticated,
+    Flash::SignedOut,
+    Flash::SignedOutEverywhere,
+];
+
+/// What a page template gets: `flash.kind` (a CSS class) and `flash.text`.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct FlashView {
+    /// `success` or `info`.
+    pub kind: &'static str,
+    /// The message.
+    pub text: &'static str,
+}
+
+impl Flash {
+    fn code(self) -> &'static str {
+        match self {
+            Flash::SignedIn => "signed-in",
+            Flash::Registered => "registered",
+            Flash::PasswordChanged => "password-changed",
+            Flash::Reauthenticated => "reauthenticated",
+            Flash::SignedOut => "signed-out",
+            Flash::SignedOutEverywhere => "signed-out-everywhere",
+        }
+    }
+
+    fn from_code(code: &str) -> Option<Flash> {
+        ALL.into_iter().find(|f| f.code() == code)
+    }
+
+    /// The message shown for this result.
+    pub fn view(self) -> FlashView {
+        let (kind, text) = match self {
+            Flash::SignedIn => ("success", "You are signed in."),
+            Flash::Registered => ("success", "Welcome! Your account is ready and you are signed in."),
+            // FS's PASSWORD_CHANGE message.
+            Flash::PasswordChanged => ("success", "You successfully changed your password."),
+            Flash::Reauthenticated => ("success", "Thank you: you have confirmed it is you."),
+            Flash::SignedOut => ("info", "You are signed out."),
+            Flash::SignedOutEverywhere => (
+                "info",
+                "You are signed out everywhere: every session and API token of yours has stopped working.",
+            ),
+        };
+        FlashView { kind, text }
+    }
+}
+
+/// Leaves `flash` for the next page this browser renders (within a minute).
+pub fn set(cookies: &CookieJar<'_>, cfg: &SecurityConfig, flash: Flash) {
+    cookies.add(
+        Cookie::build((COOKIE, flash.code()))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(cfg.cookie_secure)
+            .max_age(Duration::minutes(1)),
+    );
+}
+
+/// The pending message, if any; it is shown once, so the cookie goes.
+pub fn take(cookies: &CookieJar<'_>) -> Option<FlashView> {
+    let code = cookies.get(COOKIE)?.value().to_owned();
+    cookies.remove(Cookie::build(COOKIE).path("/"));
+    Flash::from_code(&code).map(Flash::view)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips_and_unknown_codes_show_nothing() {
+        for f in ALL {
+            assert_eq!(Flash::from_code(f.code()), Some(f));
+            assert!(!f.view().text.is_empty());
+        }
+        assert_eq!(Flash::from_code("<script>alert(1)</script>"), None);
+        assert_eq!(Flash::from_code(""), None);
+    }
+}
