@@ -1,0 +1,306 @@
+// End-to-end: the real server, real headless Chromium, a person's clicks.
+// Each scenario saves a screenshot under target/e2e/<leg>/ for review.
+
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import { PASSWORD, email, launchBrowser, newPage, register, shot, startServer } from "./harness.mjs";
+
+const GENERIC_FAILURE = "Authentication failed - identity or password/passcode invalid";
+
+let server;
+let browser;
+const pages = [];
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** A fresh browser profile; its console is checked when the test ends. */
+async function profile(options) {
+  const page = await newPage(browser, server.base, options);
+  pages.push(page);
+  return page;
+}
+
+/** Every page opened in a scenario had no script or CSP error. */
+function noProblems() {
+  for (const page of pages.splice(0)) {
+    assert.deepEqual(page.problems, [], "console errors (CSP violations count)");
+  }
+}
+
+async function signIn(page, address, { remember = false, next } = {}) {
+  await page.goto(next ? `/login?next=${encodeURIComponent(next)}` : "/login");
+  await page.getByLabel("Email").fill(address);
+  await page.getByLabel("Password").fill(PASSWORD);
+  if (remember) await page.getByLabel("Remember me").check();
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL((u) => u.pathname !== "/login");
+}
+
+async function cookie(page, name) {
+  return (await page.context().cookies()).find((c) => c.name === name);
+}
+
+/** GET /api/me from the page with its cookies: the status. */
+async function meStatus(page) {
+  return page.evaluate(async () => {
+    const r = await fetch("/api/me", { credentials: "same-origin", headers: { Accept: "application/json" } });
+    return r.status;
+  });
+}
+
+test("register through the form", async () => {
+  const page = await profile();
+  const address = email("reg");
+  await page.goto("/register");
+  await page.getByLabel("Email").fill(address);
+  await page.locator("#password").fill(PASSWORD);
+  await page.getByLabel("Repeat password").fill("something else");
+  await page.getByRole("button", { name: "Register" }).click();
+  // Errors next to the field; the email is kept, passwords are not.
+  await assert.doesNotReject(page.locator("#password_confirm-errors").getByText("Passwords do not match").waitFor());
+  assert.equal(await page.locator("#password_confirm").getAttribute("aria-invalid"), "true");
+  assert.equal(await page.getByLabel("Email").inputValue(), address);
+  assert.equal(await page.locator("#password").inputValue(), "");
+  await shot(page, "01a-register-errors");
+
+  await page.locator("#password").fill(PASSWORD);
+  await page.getByLabel("Repeat password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Register" }).click();
+  await page.waitForURL("/");
+  await page.locator("#flash").getByText("Your account is ready").waitFor();
+  await page.getByText(`Signed in as ${address}`).waitFor();
+  assert.equal(await meStatus(page), 200);
+  await shot(page, "01b-registered");
+  noProblems();
+});
+
+test("sign in with remember me", async () => {
+  const address = email("remember");
+  await register(server.base, address);
+  const page = await profile();
+  await signIn(page, address, { remember: true });
+  await page.locator("#flash").getByText("You are signed in.").waitFor();
+  const session = await cookie(page, "session");
+  assert.ok(session, "a session cookie");
+  assert.ok(session.httpOnly, "HttpOnly");
+  assert.ok(session.expires > Date.now() / 1000 + 7 * 86400, `persistent cookie, expires ${session.expires}`);
+  assert.equal(await meStatus(page), 200);
+  await shot(page, "02-remember-me");
+
+  // Without remember me the cookie ends with the browser session.
+  const other = await profile();
+  await signIn(other, address);
+  assert.equal((await cookie(other, "session")).expires, -1);
+  noProblems();
+});
+
+test("the account page shows login_count and hands out a token once", async () => {
+  const address = email("account");
+  await register(server.base, address); // sign-in 1
+  const page = await profile();
+  await signIn(page, address, { next: "/account" }); // sign-in 2
+  assert.equal(new URL(page.url()).pathname, "/account");
+  assert.equal(await page.locator("#account-email").textContent(), address);
+  assert.equal(await page.locator("#login-count").textContent(), "2");
+
+  await page.getByRole("button", { name: "Sign out", exact: true }).click();
+  await page.locator("#flash").getByText("You are signed out.").waitFor();
+  await signIn(page, address, { next: "/account" }); // sign-in 3
+  assert.equal(await page.locator("#login-count").textContent(), "3");
+  await page.getByText("from 127.0.0.1").first().waitFor();
+  await shot(page, "03a-account");
+
+  await page.locator("#token-password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Get an API token" }).click();
+  const token = await page.locator("#api-token").inputValue();
+  assert.match(token, /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+){2}$/);
+  const api = await fetch(`${server.base}/api/test`, { headers: { "Authentication-Token": token } });
+  assert.equal(api.status, 200);
+  await shot(page, "03b-account-token");
+  await page.goto("/account");
+  assert.equal(await page.locator("#api-token").count(), 0, "the token is shown only once");
+  assert.equal(await meStatus(page), 200, "the session survives re-authentication");
+  noProblems();
+});
+
+test("/demo session mode: /api/me and a like with X-XSRF-Token", async () => {
+  const address = email("session");
+  await register(server.base, address);
+  const page = await profile();
+  await signIn(page, address, { next: "/demo" });
+  assert.equal(new URL(page.url()).pathname, "/demo");
+  await page.locator("#session-state").getByText(`Signed in as ${address}`).waitFor();
+
+  const [request] = await Promise.all([
+    page.waitForRequest((r) => r.url().endsWith("/api/articles/1/likes") && r.method() === "POST"),
+    page.getByRole("button", { name: /Like article 1/ }).click(),
+  ]);
+  const xsrf = await cookie(page, "XSRF-TOKEN");
+  assert.equal(request.headers()["x-xsrf-token"], xsrf.value, "CSRF token from the XSRF-TOKEN cookie");
+  const out = page.locator("#session-out");
+  await out.getByText(/POST \/api\/articles\/1\/likes → 20[01]/).waitFor();
+  const first = await out.textContent();
+  await page.getByRole("button", { name: /Like article 1/ }).click();
+  await out.getByText("→ 200 OK").waitFor();
+  assert.match(first, /"user_id": \d+/);
+
+  await page.getByRole("button", { name: /Who am I/ }).click();
+  await out.getByText(`"email": "${address}"`).waitFor();
+  await shot(page, "04-demo-session");
+  noProblems();
+});
+
+test("/demo token mode: JSON login, localStorage, Authentication-Token", async () => {
+  const address = email("token");
+  await register(server.base, address);
+  const page = await profile();
+  await page.goto("/demo");
+  // Signed out: the 401 envelope is shown as it came.
+  await page.locator("#session-state").getByText("Not signed in").waitFor();
+  await page.locator("#session-out").getByText('"code": 401').waitFor();
+
+  await page.locator("#t-email").fill(address);
+  await page.locator("#t-password").fill(PASSWORD);
+  await page.getByRole("button", { name: /Get a token/ }).click();
+  const out = page.locator("#token-out");
+  await out.getByText("POST /login?include_auth_token → 200").waitFor();
+  const stored = await page.evaluate(() => localStorage.getItem("gatehouse.token"));
+  assert.match(stored, /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+){2}$/);
+  assert.ok(!(await out.textContent()).includes(stored), "the full token is not displayed");
+  assert.equal(await cookie(page, "session"), undefined, "token mode stores no cookie");
+
+  await page.reload(); // the token outlives the page
+  await page.locator("#token-state").getByText("A token is stored").waitFor();
+  const [request] = await Promise.all([
+    page.waitForRequest((r) => r.url().endsWith("/api/test")),
+    page.getByRole("button", { name: /Call the API/ }).click(),
+  ]);
+  assert.equal(request.headers()["authentication-token"], stored);
+  assert.equal(request.headers()["cookie"], undefined, "no cookie sent in token mode");
+  await out.getByText('"msg": "Hello World"').waitFor();
+  await shot(page, "05-demo-token");
+  noProblems();
+});
+
+test("sign out everywhere in one browser: the other's session and stored token get 401", async () => {
+  const address = email("everywhere");
+  await register(server.base, address);
+  const a = await profile();
+  const b = await profile();
+  await signIn(a, address);
+  await signIn(b, address, { remember: true, next: "/demo" });
+  await b.locator("#t-email").fill(address);
+  await b.locator("#t-password").fill(PASSWORD);
+  await b.getByRole("button", { name: /Get a token/ }).click();
+  await b.locator("#token-out").getByText("→ 200").waitFor();
+  await b.getByRole("button", { name: /Call the API/ }).click();
+  await b.locator("#token-out").getByText("Hello World").waitFor();
+  await b.getByRole("button", { name: /Who am I/ }).click();
+  await b.locator("#session-state").getByText("Signed in as").waitFor();
+
+  await a.goto("/account");
+  await a.getByRole("button", { name: "Sign out everywhere" }).click();
+  await a.waitForURL("/login");
+  await a.locator("#flash").getByText("You are signed out everywhere").waitFor();
+  await shot(a, "06a-signed-out-everywhere");
+
+  await b.getByRole("button", { name: /Who am I/ }).click();
+  await b.locator("#session-out").getByText("GET /api/me → 401").waitFor();
+  await b.locator("#session-state").getByText("Not signed in").waitFor();
+  await b.getByRole("button", { name: /Call the API/ }).click();
+  await b.locator("#token-out").getByText("GET /api/test → 401").waitFor();
+  assert.match(await b.locator("#token-out").textContent(), /"code": 401/);
+  await b.locator("#token-state").getByText("The stored token was refused").waitFor();
+  await shot(b, "06b-other-browser-revoked");
+  await b.goto("/account");
+  assert.equal(new URL(b.url()).pathname, "/login", "the remembered cookie is dead too");
+  noProblems();
+});
+
+test("the demo's sign-out-everywhere calls, by session and by token", async () => {
+  const address = email("democalls");
+  await register(server.base, address);
+  const a = await profile(); // session mode
+  const b = await profile(); // token mode
+  const tokenLogin = async () => {
+    await b.goto("/demo");
+    await b.locator("#t-email").fill(address);
+    await b.locator("#t-password").fill(PASSWORD);
+    await b.getByRole("button", { name: /Get a token/ }).click();
+    await b.locator("#token-out").getByText("→ 200").waitFor();
+  };
+
+  await signIn(a, address, { next: "/demo" });
+  await tokenLogin();
+  await a.locator("#session-everywhere").click();
+  await a.locator("#session-out").getByText("POST /logout-everywhere → 200").waitFor();
+  await a.locator("#session-state").getByText("Not signed in").waitFor();
+  await b.getByRole("button", { name: /Call the API/ }).click();
+  await b.locator("#token-out").getByText("GET /api/test → 401").waitFor();
+
+  await signIn(a, address, { next: "/demo" });
+  await tokenLogin();
+  await b.locator("#token-everywhere").click();
+  await b.locator("#token-out").getByText("POST /logout-everywhere → 200").waitFor();
+  await a.getByRole("button", { name: /Who am I/ }).click();
+  await a.locator("#session-out").getByText("GET /api/me → 401").waitFor();
+  await shot(b, "07-demo-everywhere");
+  noProblems();
+});
+
+test("a wrong password shows the generic error and sets no cookie", async () => {
+  const address = email("wrong");
+  await register(server.base, address);
+  const page = await profile();
+  await page.goto("/login");
+  const before = await cookie(page, "session");
+  const messages = [];
+  for (const who of [address, email("nobody")]) {
+    await page.getByLabel("Email").fill(who);
+    await page.getByLabel("Password").fill("not the password");
+    const [response] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith("/login") && r.request().method() === "POST"),
+      page.getByRole("button", { name: "Sign in" }).click(),
+    ]);
+    assert.equal(response.status(), 200);
+    assert.equal(await response.headerValue("set-cookie"), null, "no Set-Cookie on a failed sign-in");
+    messages.push(await page.getByRole("alert").textContent());
+  }
+  assert.equal(messages[0].trim(), GENERIC_FAILURE);
+  assert.equal(messages[1].trim(), GENERIC_FAILURE, "unknown email: the same message");
+  assert.equal((await cookie(page, "session")).value, before.value, "the cookie is the anonymous one");
+  assert.equal(await meStatus(page), 401);
+  await shot(page, "08-wrong-password");
+  noProblems();
+});
+
+test("every page works without JavaScript", async () => {
+  const address = email("nojs");
+  const page = await profile({ javaScriptEnabled: false });
+  await page.goto("/register");
+  await page.getByLabel("Email").fill(address);
+  await page.locator("#password").fill(PASSWORD);
+  await page.getByLabel("Repeat password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Register" }).click();
+  await page.waitForURL("/");
+  await page.goto("/change");
+  await page.locator("#password").fill(PASSWORD);
+  await page.locator("#new_password").fill("a brand new password");
+  await page.locator("#new_password_confirm").fill("a brand new password");
+  await page.getByRole("button", { name: "Change password" }).click();
+  await page.locator("#flash").getByText("You successfully changed your password.").waitFor();
+  await page.goto("/account");
+  await shot(page, "09-no-javascript");
+  await page.getByRole("button", { name: "Sign out", exact: true }).click();
+  await page.locator("#flash").getByText("You are signed out.").waitFor();
+  noProblems();
+});
