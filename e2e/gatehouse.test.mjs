@@ -139,6 +139,7 @@ test("/demo session mode: /api/me and a like with X-XSRF-Token", async () => {
   await signIn(page, address, { next: "/demo" });
   assert.equal(new URL(page.url()).pathname, "/demo");
   await page.locator("#session-state").getByText(`Signed in as ${address}`).waitFor();
+  assert.equal(await page.locator("#nav-signin").isVisible(), false, "no 'Sign in' link when signed in");
 
   const [request] = await Promise.all([
     page.waitForRequest((r) => r.url().endsWith("/api/articles/1/likes") && r.method() === "POST"),
@@ -167,6 +168,7 @@ test("/demo token mode: JSON login, localStorage, Authentication-Token", async (
   // Signed out: the 401 envelope is shown as it came.
   await page.locator("#session-state").getByText("Not signed in").waitFor();
   await page.locator("#session-out").getByText('"code": 401').waitFor();
+  assert.equal(await page.locator("#nav-signin").isVisible(), true);
 
   await page.locator("#t-email").fill(address);
   await page.locator("#t-password").fill(PASSWORD);

@@ -74,7 +74,9 @@ async function call(out, mode, method, path, body) {
 
 function sessionState(result) {
   const state = $("session-state");
-  if (result && result.status === 200 && result.data) {
+  const signedIn = Boolean(result && result.status === 200 && result.data);
+  $("nav-signin").hidden = signedIn;
+  if (signedIn) {
     state.textContent = "Signed in as " + result.data.email + " (cookie session).";
     state.className = "state on";
   } else if (result && result.status === 401) {

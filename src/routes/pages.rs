@@ -1,19 +1,39 @@
 //! Plain pages: home.
 
-use rocket::http::Status;
-use rocket::{get, routes};
+use rocket::http::{Method, Status};
+use rocket::request::{self, FromRequest};
+use rocket::{get, routes, Request};
 
 use super::{render, Ctx, FormView, Reply};
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldErrors};
+use crate::obj;
+
+/// Whether the app mounts the SPA demo (the binary does; an embedding app
+/// may not), so the home page links to it only when it exists.
+struct DemoMounted(bool);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for DemoMounted {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
+        let mounted = req
+            .rocket()
+            .routes()
+            .any(|r| r.method == Method::Get && r.uri.path() == "/demo");
+        request::Outcome::Success(DemoMounted(mounted))
+    }
+}
 
 #[get("/")]
-async fn home(ctx: Ctx<'_>) -> Result<Reply, ApiError> {
+async fn home(ctx: Ctx<'_>, demo: DemoMounted) -> Result<Reply, ApiError> {
     let user = ctx.session_user().await?;
+    let values = obj! { "demo" => demo.0 };
     Ok(render(
         &ctx,
         "index",
         Status::Ok,
-        FormView::default(),
+        FormView::new(&FieldErrors::default(), values),
         user.as_ref(),
     ))
 }

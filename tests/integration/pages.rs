@@ -102,3 +102,20 @@ async fn the_demo_page_is_served_with_a_strict_policy() {
     assert_eq!(js.status, Status::Ok);
     assert!(js.body.contains("X-XSRF-Token") && js.body.contains("Authentication-Token"));
 }
+
+#[rocket::async_test]
+async fn the_home_page_links_the_demo_only_where_it_is_mounted() {
+    let app = app().await;
+    let home = send(app.client.get("/")).await;
+    assert!(home.text().contains("href=\"/demo\""), "{}", home.body);
+
+    // A library user's app without the demo API: no dead link, no page.
+    let db = fresh_db().await;
+    let bare = rocket::local::asynchronous::Client::untracked(gatehouse::rocket(figment(&db.url)))
+        .await
+        .expect("ignites");
+    let home = send(bare.get("/")).await;
+    assert_eq!(home.status, Status::Ok);
+    assert!(!home.text().contains("/demo"), "{}", home.body);
+    assert_eq!(send(bare.get("/demo")).await.status, Status::NotFound);
+}
