@@ -301,6 +301,7 @@ test("every page works without JavaScript", async () => {
   await page.getByRole("button", { name: "Change password" }).click();
   await page.locator("#flash").getByText("You successfully changed your password.").waitFor();
   await page.goto("/account");
+  assert.equal(await page.locator("#previous-sign-in").textContent(), "none: this is the first");
   await shot(page, "09-no-javascript");
   await page.getByRole("button", { name: "Sign out", exact: true }).click();
   await page.locator("#flash").getByText("You are signed out.").waitFor();
