@@ -22,6 +22,9 @@ after(async () => {
   await server?.stop();
 });
 
+/** A scenario: a test that fails instead of hanging. */
+const scenario = (name, fn) => test(name, { timeout: 60_000 }, fn);
+
 /** A fresh browser profile; its console is checked when the test ends. */
 async function profile(options) {
   const page = await newPage(browser, server.base, options);
@@ -57,7 +60,7 @@ async function meStatus(page) {
   });
 }
 
-test("register through the form", async () => {
+scenario("register through the form", async () => {
   const page = await profile();
   const address = email("reg");
   await page.goto("/register");
@@ -83,7 +86,7 @@ test("register through the form", async () => {
   noProblems();
 });
 
-test("sign in with remember me", async () => {
+scenario("sign in with remember me", async () => {
   const address = email("remember");
   await register(server.base, address);
   const page = await profile();
@@ -103,7 +106,7 @@ test("sign in with remember me", async () => {
   noProblems();
 });
 
-test("the account page shows login_count and hands out a token once", async () => {
+scenario("the account page shows login_count and hands out a token once", async () => {
   const address = email("account");
   await register(server.base, address); // sign-in 1
   const page = await profile();
@@ -132,7 +135,7 @@ test("the account page shows login_count and hands out a token once", async () =
   noProblems();
 });
 
-test("/demo session mode: /api/me and a like with X-XSRF-Token", async () => {
+scenario("/demo session mode: /api/me and a like with X-XSRF-Token", async () => {
   const address = email("session");
   await register(server.base, address);
   const page = await profile();
@@ -160,7 +163,7 @@ test("/demo session mode: /api/me and a like with X-XSRF-Token", async () => {
   noProblems();
 });
 
-test("/demo token mode: JSON login, localStorage, Authentication-Token", async () => {
+scenario("/demo token mode: JSON login, localStorage, Authentication-Token", async () => {
   const address = email("token");
   await register(server.base, address);
   const page = await profile();
@@ -193,7 +196,7 @@ test("/demo token mode: JSON login, localStorage, Authentication-Token", async (
   noProblems();
 });
 
-test("sign out everywhere in one browser: the other's session and stored token get 401", async () => {
+scenario("sign out everywhere in one browser: the other's session and stored token get 401", async () => {
   const address = email("everywhere");
   await register(server.base, address);
   const a = await profile();
@@ -228,7 +231,7 @@ test("sign out everywhere in one browser: the other's session and stored token g
   noProblems();
 });
 
-test("the demo's sign-out-everywhere calls, by session and by token", async () => {
+scenario("the demo's sign-out-everywhere calls, by session and by token", async () => {
   const address = email("democalls");
   await register(server.base, address);
   const a = await profile(); // session mode
@@ -259,7 +262,7 @@ test("the demo's sign-out-everywhere calls, by session and by token", async () =
   noProblems();
 });
 
-test("a wrong password shows the generic error and sets no cookie", async () => {
+scenario("a wrong password shows the generic error and sets no cookie", async () => {
   const address = email("wrong");
   await register(server.base, address);
   const page = await profile();
@@ -285,7 +288,7 @@ test("a wrong password shows the generic error and sets no cookie", async () => 
   noProblems();
 });
 
-test("every page works without JavaScript", async () => {
+scenario("every page works without JavaScript", async () => {
   const address = email("nojs");
   const page = await profile({ javaScriptEnabled: false });
   await page.goto("/register");
