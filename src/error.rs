@@ -175,6 +175,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => {
                 "Unsupported content type: send application/json or a form.".into()
             }
+            ApiError::TooManyRequests(1) => "Too many attempts. Try again in 1 second.".into(),
             ApiError::TooManyRequests(s) => {
                 format!("Too many attempts. Try again in {s} seconds.")
             }
@@ -306,5 +307,22 @@ pub fn default_catcher(status: Status, req: &Request<'_>) -> ApiError {
         415 => ApiError::UnsupportedMediaType,
         503 => ApiError::Unavailable(format!("status {status} from a guard")),
         _ => ApiError::Internal(format!("unhandled status {status}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ApiError;
+
+    #[test]
+    fn the_wait_is_worded_for_one_and_for_many_seconds() {
+        assert_eq!(
+            ApiError::TooManyRequests(1).public_message(),
+            "Too many attempts. Try again in 1 second."
+        );
+        assert_eq!(
+            ApiError::TooManyRequests(60).public_message(),
+            "Too many attempts. Try again in 60 seconds."
+        );
     }
 }
