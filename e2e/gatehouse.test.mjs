@@ -48,6 +48,15 @@ async function signIn(page, address, { remember = false, next } = {}) {
   await page.waitForURL((u) => u.pathname !== "/login");
 }
 
+/** The demo's token mode on `page` (already on /demo): a JSON sign-in
+ * that stores the token; waits for the 200. */
+async function demoTokenLogin(page, address) {
+  await page.locator("#t-email").fill(address);
+  await page.locator("#t-password").fill(PASSWORD);
+  await page.getByRole("button", { name: /Get a token/ }).click();
+  await page.locator("#token-out").getByText("POST /login?include_auth_token → 200").waitFor();
+}
+
 async function cookie(page, name) {
   return (await page.context().cookies()).find((c) => c.name === name);
 }
@@ -173,11 +182,8 @@ scenario("/demo token mode: JSON login, localStorage, Authentication-Token", asy
   await page.locator("#session-out").getByText('"code": 401').waitFor();
   assert.equal(await page.locator("#nav-signin").isVisible(), true);
 
-  await page.locator("#t-email").fill(address);
-  await page.locator("#t-password").fill(PASSWORD);
-  await page.getByRole("button", { name: /Get a token/ }).click();
+  await demoTokenLogin(page, address);
   const out = page.locator("#token-out");
-  await out.getByText("POST /login?include_auth_token → 200").waitFor();
   const stored = await page.evaluate(() => localStorage.getItem("gatehouse.token"));
   assert.match(stored, /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+){2}$/);
   assert.ok(!(await out.textContent()).includes(stored), "the full token is not displayed");
@@ -203,10 +209,7 @@ scenario("sign out everywhere in one browser: the other's session and stored tok
   const b = await profile();
   await signIn(a, address);
   await signIn(b, address, { remember: true, next: "/demo" });
-  await b.locator("#t-email").fill(address);
-  await b.locator("#t-password").fill(PASSWORD);
-  await b.getByRole("button", { name: /Get a token/ }).click();
-  await b.locator("#token-out").getByText("→ 200").waitFor();
+  await demoTokenLogin(b, address);
   await b.getByRole("button", { name: /Call the API/ }).click();
   await b.locator("#token-out").getByText("Hello World").waitFor();
   await b.getByRole("button", { name: /Who am I/ }).click();
@@ -238,10 +241,7 @@ scenario("the demo's sign-out-everywhere calls, by session and by token", async 
   const b = await profile(); // token mode
   const tokenLogin = async () => {
     await b.goto("/demo");
-    await b.locator("#t-email").fill(address);
-    await b.locator("#t-password").fill(PASSWORD);
-    await b.getByRole("button", { name: /Get a token/ }).click();
-    await b.locator("#token-out").getByText("→ 200").waitFor();
+    await demoTokenLogin(b, address);
   };
 
   await signIn(a, address, { next: "/demo" });

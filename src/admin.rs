@@ -45,14 +45,10 @@ impl From<password::HashError> for AdminError {
 /// Checks a new password by the register rules and returns it normalised.
 pub fn check_password(raw: &str) -> Result<String, AdminError> {
     let normalized = password::normalize(raw);
-    let len = password::char_len(&normalized);
-    if len < password::MIN_LENGTH {
-        return Err(AdminError::Invalid(msg::SHORT_PASSWORD.into()));
+    match password::new_password_problem(&normalized) {
+        Some(problem) => Err(AdminError::Invalid(problem.into())),
+        None => Ok(normalized),
     }
-    if len > password::MAX_LENGTH {
-        return Err(AdminError::Invalid(msg::LONG_PASSWORD.into()));
-    }
-    Ok(normalized)
 }
 
 async fn user(sec: &Security, email: &str) -> Result<User, AdminError> {
@@ -119,15 +115,10 @@ pub async fn set_active(sec: &Security, email: &str, active: bool) -> Result<Use
 /// Rotates fs_uniquifier: every session and token of the user dies.
 pub async fn reset_access(sec: &Security, email: &str) -> Result<User, AdminError> {
     let u = user(sec, email).await?;
-    let uid = new_uniquifier();
-    sec.db.set_uniquifier(u.id, &uid).await?;
-    sec.db.delete_user_sessions(u.id).await?;
-    tracing::info!(
-        event = "rotation",
-        reason = "reset_access",
-        user_id = u.id,
-        "fs_uniquifier rotated"
-    );
+    let uid = sec
+        .rotate(u.id, None, "reset_access")
+        .await?
+        .ok_or_else(|| AdminError::UnknownUser(email.trim().to_owned()))?;
     Ok(User {
         fs_uniquifier: uid,
         ..u
@@ -143,15 +134,10 @@ pub async fn change_password(
     let normalized = check_password(raw_password)?;
     let u = user(sec, email).await?;
     let hash = sec.hasher.hash(&normalized).await?;
-    let uid = new_uniquifier();
-    sec.db.set_password(u.id, &hash, &uid).await?;
-    sec.db.delete_user_sessions(u.id).await?;
-    tracing::info!(
-        event = "rotation",
-        reason = "admin_password_change",
-        user_id = u.id,
-        "password changed by admin"
-    );
+    let uid = sec
+        .rotate(u.id, Some(&hash), "admin_password_change")
+        .await?
+        .ok_or_else(|| AdminError::UnknownUser(email.trim().to_owned()))?;
     Ok(User {
         fs_uniquifier: uid,
         password: Some(hash),

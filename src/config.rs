@@ -334,7 +334,7 @@ pub fn check(figment: &Figment) -> ConfigReport {
                  security.token_max_age: {}\nsecurity.token_header: {}\nsecurity.accept_bearer: {}\n\
                  security.token_query_param: {}\nsecurity.bcrypt_cost: {}\nsecurity.registerable: {}\n\
                  security.cookie_secure: {}\nsecurity.session_max_age: {}\nsecurity.remember_max_age: {}\n\
-                                  security.hash_slots: {}\nsecurity.hash_admission_ms: {}\nsecurity.account_limit: {} per {} s, backoff {}..{} s\n\
+                 security.hash_slots: {}\nsecurity.hash_admission_ms: {}\nsecurity.account_limit: {} per {} s, backoff {}..{} s\n\
                  security.ip_limit_per_minute: {}\nsecurity.trusted_proxies: {:?}",
                 mask(&c.secret_key),
                 mask(&c.password_salt),
@@ -348,14 +348,14 @@ pub fn check(figment: &Figment) -> ConfigReport {
                 c.cookie_secure,
                 c.session_max_age,
                 c.remember_max_age,
-                                c.hash_slots,
+                c.hash_slots,
                 c.hash_admission.as_millis(),
                 c.account_throttle.limit,
                 c.account_throttle.window,
                 c.account_throttle.base_delay,
                 c.account_throttle.max_delay,
                 c.ip_limit_per_minute,
-                                c.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                c.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
             ));
             if c.bcrypt_cost < 10 {
                 problems.push(format!(

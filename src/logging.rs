@@ -31,19 +31,13 @@ fn sanitize(id: &str) -> Option<&str> {
     ok.then_some(id)
 }
 
-fn new_id() -> String {
-    let mut b = [0u8; 8];
-    getrandom::fill(&mut b).expect("the OS random source works");
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn stamp<'r>(req: &'r Request<'_>) -> &'r Stamp {
     req.local_cache(|| Stamp {
         id: req
             .headers()
             .get_one(REQUEST_ID)
             .and_then(sanitize)
-            .map_or_else(new_id, str::to_owned),
+            .map_or_else(crate::auth::random_hex::<8>, str::to_owned),
         start: Instant::now(),
     })
 }

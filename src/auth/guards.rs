@@ -93,10 +93,15 @@ async fn active_user(sec: &Security, uid: &str) -> Result<Option<User>, ApiError
 }
 
 async fn token_user(req: &Request<'_>) -> Result<Option<User>, ApiError> {
-    let Some(token) = presented_token(req) else {
-        return Ok(None);
-    };
-    let sec = security(req);
+    match presented_token(req) {
+        Some(token) => user_for_token(security(req), token).await,
+        None => Ok(None),
+    }
+}
+
+/// The active user a token names. A bad, expired or revoked token reads as
+/// nobody (`Ok(None)`); `Err` only when the database cannot answer.
+pub async fn user_for_token(sec: &Security, token: &str) -> Result<Option<User>, ApiError> {
     match sec.verify_token(token) {
         Ok(uid) => active_user(sec, &uid).await,
         Err(e) => {

@@ -51,12 +51,21 @@ pub fn account_key(email: &str) -> String {
     key
 }
 
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `N` bytes from the OS random source, as lowercase hex.
+pub(crate) fn random_hex<const N: usize>() -> String {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).expect("the OS random source works");
+    hex(&bytes)
+}
+
 /// The database form of a session id: its SHA-256, hex.
 pub fn session_hash(sid: &str) -> String {
-    Sha256::digest(sid.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(sid.as_bytes()))
 }
 
 /// Why a password sign-in failed. Both read the same to the client until
@@ -72,7 +81,8 @@ pub enum LoginFailure {
     TwoFactorRequired,
 }
 
-fn unix_now() -> u64 {
+/// Now, in whole unix seconds.
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -80,9 +90,7 @@ fn unix_now() -> u64 {
 
 /// A new fs_uniquifier: 32 lowercase hex characters from 16 CSPRNG bytes.
 pub fn new_uniquifier() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the OS random source works");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    random_hex::<16>()
 }
 
 impl Security {
@@ -159,16 +167,39 @@ impl Security {
         data: &session::SessionData,
     ) -> Result<(), ApiError> {
         let sid = data.sid.as_deref().expect("a signed-in session has an id");
-        let max_age = if data.rem {
-            self.config.remember_max_age
-        } else {
-            self.config.session_max_age
-        };
         let now = data.iat;
+        let expires = now + data.max_age(&self.config) as i64;
         self.db
-            .create_session(&session_hash(sid), user.id, now, now + max_age as i64)
+            .create_session(&session_hash(sid), user.id, now, expires)
             .await?;
         Ok(())
+    }
+
+    /// Revokes every session and token of a user at once by rotating their
+    /// fs_uniquifier (storing `new_password_hash` in the same statement, for
+    /// a password change). `reason` goes to the log. Returns the new
+    /// fs_uniquifier, or `None` when the user no longer exists.
+    pub async fn rotate(
+        &self,
+        user_id: i32,
+        new_password_hash: Option<&str>,
+        reason: &'static str,
+    ) -> Result<Option<String>, crate::db::DbError> {
+        let uid = new_uniquifier();
+        if !self
+            .db
+            .rotate_uniquifier(user_id, &uid, new_password_hash)
+            .await?
+        {
+            return Ok(None);
+        }
+        tracing::info!(
+            event = "rotation",
+            reason,
+            user_id,
+            "fs_uniquifier rotated: every session and token revoked"
+        );
+        Ok(Some(uid))
     }
 
     /// Verifies a token now; returns the uid it carries.

@@ -40,6 +40,18 @@ pub fn char_len(normalized: &str) -> usize {
     normalized.chars().count()
 }
 
+/// What is wrong with a new password (register, change, admin), by FS's
+/// rules and messages; `None` when it may be used.
+pub fn new_password_problem(normalized: &str) -> Option<&'static str> {
+    use crate::error::msg;
+    match char_len(normalized) {
+        0 => Some(msg::PASSWORD_MISSING),
+        n if n < MIN_LENGTH => Some(msg::SHORT_PASSWORD),
+        n if n > MAX_LENGTH => Some(msg::LONG_PASSWORD),
+        _ => None,
+    }
+}
+
 /// FS pre-hash: `base64(HMAC-SHA512(key = password_salt, msg = password))`.
 pub fn prehash(salt: &SecretString, normalized: &str) -> String {
     let mut mac = <Hmac<Sha512> as KeyInit>::new_from_slice(salt.expose_secret().as_bytes())

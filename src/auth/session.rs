@@ -57,7 +57,8 @@ fn random_token() -> String {
 }
 
 impl SessionData {
-    fn max_age(&self, cfg: &SecurityConfig) -> u64 {
+    /// The server-side lifetime of this session, seconds.
+    pub fn max_age(&self, cfg: &SecurityConfig) -> u64 {
         if self.rem {
             cfg.remember_max_age
         } else {
@@ -84,11 +85,7 @@ pub fn current(req: &Request<'_>, cfg: &SecurityConfig) -> Option<SessionData> {
     req.local_cache(|| {
         let cookie = req.cookies().get_private(cfg.session_cookie_name())?;
         let data: SessionData = serde_json::from_str(cookie.value()).ok()?;
-        data.is_fresh(
-            cfg,
-            rocket::time::OffsetDateTime::now_utc().unix_timestamp(),
-        )
-        .then_some(data)
+        data.is_fresh(cfg, super::unix_now() as i64).then_some(data)
     })
     .clone()
 }
@@ -137,7 +134,7 @@ pub fn start(
         sid: Some(random_token()),
         csrf: random_token(),
         paa,
-        iat: rocket::time::OffsetDateTime::now_utc().unix_timestamp(),
+        iat: super::unix_now() as i64,
         rem: remember,
     };
     set_cookies(cookies, cfg, &data);
@@ -164,7 +161,7 @@ pub fn page_csrf(
         sid: None,
         csrf: random_token(),
         paa: 0.0,
-        iat: rocket::time::OffsetDateTime::now_utc().unix_timestamp(),
+        iat: super::unix_now() as i64,
         rem: false,
     };
     set_cookies(cookies, cfg, &data);

@@ -103,17 +103,7 @@ impl Db {
     pub async fn user_by_uniquifier(&self, uid: &str) -> Result<Option<User>, DbError> {
         const SQL: &str = r#"SELECT id, email, password, active, fs_uniquifier, tf_primary_method
             FROM "user" WHERE fs_uniquifier = $1"#;
-        if let Some(readers) = self.readers() {
-            let query = async {
-                let mut conn = readers.get().await?;
-                sqlx::query_as(SQL)
-                    .bind(uid)
-                    .fetch_optional(&mut *conn)
-                    .await
-            };
-            return Ok(self.bounded(query).await?);
-        }
-        Ok(with_pool!(self, p => sqlx::query_as(SQL).bind(uid).fetch_optional(p).await)?)
+        Ok(with_reader!(self, e => sqlx::query_as(SQL).bind(uid).fetch_optional(e).await)?)
     }
 
     /// Creates an active user. `Ok(Err(AlreadyExists))` when the email is taken
@@ -145,28 +135,23 @@ impl Db {
         }
     }
 
-    /// Replaces the fs_uniquifier: every session and token of the user dies.
+    /// Replaces the fs_uniquifier (and, when given, the password hash, in
+    /// the same statement): every session and token of the user dies at
+    /// once. Their session rows, dead from that moment, are removed too.
     /// Returns false when the user no longer exists.
-    pub async fn set_uniquifier(&self, user_id: i32, uniquifier: &str) -> Result<bool, DbError> {
-        const SQL: &str =
-            r#"UPDATE "user" SET fs_uniquifier = $2, update_datetime = $3 WHERE id = $1"#;
-        let now = DbTime::now();
-        let done = with_pool!(self, p => sqlx::query(SQL).bind(user_id).bind(uniquifier).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
-        Ok(done == 1)
-    }
-
-    /// Stores a new password hash and a new fs_uniquifier in one statement.
-    pub async fn set_password(
+    pub async fn rotate_uniquifier(
         &self,
         user_id: i32,
-        password_hash: &str,
         uniquifier: &str,
+        password_hash: Option<&str>,
     ) -> Result<bool, DbError> {
-        const SQL: &str = r#"UPDATE "user" SET password = $2, fs_uniquifier = $3, update_datetime = $4 WHERE id = $1"#;
+        const SQL: &str = r#"UPDATE "user" SET fs_uniquifier = $2,
+            password = COALESCE($3, password), update_datetime = $4 WHERE id = $1"#;
         let now = DbTime::now();
         let done = with_pool!(self, p => sqlx::query(SQL)
-            .bind(user_id).bind(password_hash).bind(uniquifier).bind(now)
+            .bind(user_id).bind(uniquifier).bind(password_hash).bind(now)
             .execute(p).await.map(|r| r.rows_affected()))?;
+        self.delete_user_sessions(user_id).await?;
         Ok(done == 1)
     }
 
@@ -402,7 +387,7 @@ impl Db {
 
     /// Ends every session of a user (after a rotation they are dead anyway;
     /// this removes the rows).
-    pub async fn delete_user_sessions(&self, user_id: i32) -> Result<(), DbError> {
+    async fn delete_user_sessions(&self, user_id: i32) -> Result<(), DbError> {
         const SQL: &str = "DELETE FROM gh_session WHERE user_id = $1";
         with_pool!(self, p => sqlx::query(SQL).bind(user_id).execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())

@@ -4,15 +4,13 @@ use rocket::http::Status;
 use rocket::{get, post, routes};
 
 use super::flash::Flash;
-use super::register::check_new_password;
-use super::{render, Ctx, FormView, Reply};
+use super::{Ctx, Reply};
 use crate::auth::guards::{AuthUser, Via};
-use crate::auth::{new_uniquifier, password};
+use crate::auth::password;
 use crate::db::User;
 use crate::error::{msg, ApiError, FieldErrors};
 use crate::input::Input;
 use crate::obj;
-use crate::response::Envelope;
 
 fn change_failed(
     ctx: &Ctx<'_>,
@@ -24,19 +22,8 @@ fn change_failed(
 }
 
 #[get("/change")]
-async fn change_page(ctx: Ctx<'_>, auth: AuthUser) -> Result<Reply, ApiError> {
-    if ctx.json {
-        return Ok(Reply::Json(Envelope::ok(
-            obj! { "csrf_token" => ctx.csrf_token() },
-        )));
-    }
-    Ok(render(
-        &ctx,
-        "change",
-        Status::Ok,
-        FormView::default(),
-        Some(&auth.user),
-    ))
+fn change_page(ctx: Ctx<'_>, auth: AuthUser) -> Reply {
+    ctx.form_page("change", Some(&auth.user))
 }
 
 #[post("/change", data = "<input>")]
@@ -63,7 +50,9 @@ async fn change(
     if current.is_empty() {
         errors.add("password", msg::PASSWORD_MISSING);
     }
-    check_new_password(&mut errors, "new_password", &new);
+    if let Some(problem) = password::new_password_problem(&new) {
+        errors.add("new_password", problem);
+    }
     if confirm != new {
         errors.add("new_password_confirm", msg::CONFIRM_MISMATCH);
     }
@@ -87,17 +76,13 @@ async fn change(
         );
     }
     let hash = ctx.sec.hasher.hash(&new).await?;
-    let uid = new_uniquifier();
-    if !ctx.sec.db.set_password(auth.user.id, &hash, &uid).await? {
+    let Some(uid) = ctx
+        .sec
+        .rotate(auth.user.id, Some(&hash), "password_change")
+        .await?
+    else {
         return Err(ApiError::Unauthenticated { basic: false });
-    }
-    ctx.sec.db.delete_user_sessions(auth.user.id).await?;
-    tracing::info!(
-        event = "rotation",
-        reason = "password_change",
-        user_id = auth.user.id,
-        "password changed"
-    );
+    };
     let user = User {
         password: Some(hash),
         fs_uniquifier: uid,

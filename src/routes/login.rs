@@ -5,9 +5,9 @@ use rocket::{get, post, routes};
 use serde_json::Map;
 
 use super::flash::Flash;
-use super::{render, Ctx, FormView, Reply};
+use super::{Ctx, Reply};
 use crate::auth::guards::AuthUser;
-use crate::auth::{new_uniquifier, session, session_hash, LoginFailure};
+use crate::auth::{session, session_hash, LoginFailure};
 use crate::error::{msg, ApiError, FieldErrors};
 use crate::input::Input;
 use crate::obj;
@@ -43,14 +43,7 @@ async fn login_page(ctx: Ctx<'_>) -> Result<Reply, ApiError> {
         }
         return Ok(Reply::Json(Envelope::ok(response)));
     }
-    let values = obj! { "next" => ctx.query_next.clone().unwrap_or_default() };
-    Ok(render(
-        &ctx,
-        "login",
-        Status::Ok,
-        FormView::new(&FieldErrors::default(), values),
-        user.as_ref(),
-    ))
+    Ok(ctx.form_page("login", user.as_ref()))
 }
 
 #[post("/login", data = "<input>")]
@@ -163,16 +156,8 @@ async fn logout_everywhere(
     ctx.check_csrf_for(&auth, &input)
         .map_err(ApiError::BadRequest)?;
     ctx.sec
-        .db
-        .set_uniquifier(auth.user.id, &new_uniquifier())
+        .rotate(auth.user.id, None, "logout_everywhere")
         .await?;
-    ctx.sec.db.delete_user_sessions(auth.user.id).await?;
-    tracing::info!(
-        event = "rotation",
-        reason = "logout_everywhere",
-        user_id = auth.user.id,
-        "signed out everywhere"
-    );
     session::end(ctx.cookies, &ctx.sec.config);
     if ctx.json {
         Ok(Reply::Json(Envelope::ok(Map::new())))

@@ -17,7 +17,7 @@ use rocket::Request;
 use rocket_dyn_templates::Template;
 use serde_json::{Map, Value};
 
-use crate::auth::guards::{presented_token, AuthUser, Via};
+use crate::auth::guards::{presented_token, user_for_token, AuthUser, Via};
 use crate::auth::session::{self, SessionData};
 use crate::auth::Security;
 use crate::db::User;
@@ -118,10 +118,9 @@ impl<'r> Ctx<'r> {
 
     /// The signed-in user by token or session, for anonymous-only endpoints.
     pub async fn signed_in_user(&self) -> Result<Option<User>, ApiError> {
-        if let Some(uid) = self.token.and_then(|t| self.sec.verify_token(t).ok()) {
-            let user = self.sec.db.user_by_uniquifier(&uid).await?;
-            if let Some(u) = user.filter(|u| u.active) {
-                return Ok(Some(u));
+        if let Some(token) = self.token {
+            if let Some(user) = user_for_token(self.sec, token).await? {
+                return Ok(Some(user));
             }
         }
         self.session_user().await
@@ -273,6 +272,21 @@ impl Ctx<'_> {
             FormView::new(&errors, values),
             user,
         ))
+    }
+}
+
+impl Ctx<'_> {
+    /// The GET of a form page: JSON clients get the CSRF token (as FS
+    /// answers), browsers the empty form, keeping `?next=`.
+    pub fn form_page(&self, template: &'static str, user: Option<&User>) -> Reply {
+        if self.json {
+            return Reply::Json(Envelope::ok(
+                crate::obj! { "csrf_token" => self.csrf_token() },
+            ));
+        }
+        let values = crate::obj! { "next" => self.query_next.clone().unwrap_or_default() };
+        let form = FormView::new(&FieldErrors::default(), values);
+        render(self, template, Status::Ok, form, user)
     }
 }
 

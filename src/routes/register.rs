@@ -4,12 +4,11 @@ use rocket::http::Status;
 use rocket::{get, post, routes};
 
 use super::flash::Flash;
-use super::{render, Ctx, FormView, Reply};
+use super::{Ctx, Reply};
 use crate::auth::{new_uniquifier, password};
 use crate::error::{msg, ApiError, FieldErrors};
 use crate::input::Input;
 use crate::obj;
-use crate::response::Envelope;
 use crate::validate::normalize_email;
 
 fn register_failed(
@@ -25,18 +24,6 @@ fn register_failed(
     ctx.form_failure("register", status, errors, values, None)
 }
 
-/// Checks a new password for register and change; errors go under `field`.
-pub(crate) fn check_new_password(errors: &mut FieldErrors, field: &str, normalized: &str) {
-    let len = password::char_len(normalized);
-    if len == 0 {
-        errors.add(field, msg::PASSWORD_MISSING);
-    } else if len < password::MIN_LENGTH {
-        errors.add(field, msg::SHORT_PASSWORD);
-    } else if len > password::MAX_LENGTH {
-        errors.add(field, msg::LONG_PASSWORD);
-    }
-}
-
 #[get("/register")]
 async fn register_page(ctx: Ctx<'_>) -> Result<Reply, ApiError> {
     if !ctx.sec.config.registerable {
@@ -48,19 +35,7 @@ async fn register_page(ctx: Ctx<'_>) -> Result<Reply, ApiError> {
         }
         return Ok(Reply::Redirect("/".into()));
     }
-    if ctx.json {
-        return Ok(Reply::Json(Envelope::ok(
-            obj! { "csrf_token" => ctx.csrf_token() },
-        )));
-    }
-    let values = obj! { "next" => ctx.query_next.clone().unwrap_or_default() };
-    Ok(render(
-        &ctx,
-        "register",
-        Status::Ok,
-        FormView::new(&FieldErrors::default(), values),
-        None,
-    ))
+    Ok(ctx.form_page("register", None))
 }
 
 #[post("/register", data = "<input>")]
@@ -92,7 +67,9 @@ async fn register(ctx: Ctx<'_>, input: Result<Input, ApiError>) -> Result<Reply,
         }
         e
     };
-    check_new_password(&mut errors, "password", &new_password);
+    if let Some(problem) = password::new_password_problem(&new_password) {
+        errors.add("password", problem);
+    }
     if confirm != new_password {
         errors.add("password_confirm", msg::CONFIRM_MISMATCH);
     }

@@ -9,30 +9,17 @@ use rocket::{get, post, routes};
 use serde_json::{Map, Value};
 
 use super::flash::Flash;
-use super::{render, render_page, Ctx, FormView, Reply};
+use super::{render_page, Ctx, FormView, Reply};
 use crate::auth::guards::{AuthUser, Via};
 use crate::auth::{password, session_hash};
 use crate::db::User;
 use crate::error::{msg, ApiError, FieldErrors};
 use crate::input::Input;
 use crate::obj;
-use crate::response::Envelope;
 
 #[get("/verify")]
-async fn verify_page(ctx: Ctx<'_>, auth: AuthUser) -> Result<Reply, ApiError> {
-    if ctx.json {
-        return Ok(Reply::Json(Envelope::ok(
-            obj! { "csrf_token" => ctx.csrf_token() },
-        )));
-    }
-    let values = obj! { "next" => ctx.query_next.clone().unwrap_or_default() };
-    Ok(render(
-        &ctx,
-        "verify",
-        Status::Ok,
-        FormView::new(&FieldErrors::default(), values),
-        Some(&auth.user),
-    ))
+fn verify_page(ctx: Ctx<'_>, auth: AuthUser) -> Reply {
+    ctx.form_page("verify", Some(&auth.user))
 }
 
 #[post("/verify", data = "<input>")]

@@ -217,6 +217,20 @@ impl Browser {
     pub fn get(&self, name: &str) -> Option<&Cookie<'static>> {
         self.jar.iter().find(|c| c.name() == name)
     }
+    /// Submits an HTML form as its page would: `fields` plus the
+    /// `csrf_token` the page carries (the one in the XSRF-TOKEN cookie).
+    pub async fn submit(
+        &mut self,
+        client: &Client,
+        path: impl AsRef<str>,
+        fields: &[(&str, &str)],
+    ) -> Resp {
+        let csrf = self.xsrf();
+        let mut all = vec![("csrf_token", csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.send(form_body(client.post(path.as_ref().to_owned()), &all))
+            .await
+    }
     pub fn xsrf(&self) -> String {
         self.get("XSRF-TOKEN")
             .expect("an XSRF-TOKEN cookie")

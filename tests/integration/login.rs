@@ -54,15 +54,15 @@ async fn form_login_sets_a_session_and_redirects_to_next() {
     b.send(app.client.get("/login")).await;
     let csrf = b.xsrf();
     let r = b
-        .send(form_body(
-            app.client.post("/login"),
+        .submit(
+            &app.client,
+            "/login",
             &[
-                ("csrf_token", &csrf),
                 ("email", "ann@example.com"),
                 ("password", PASSWORD),
                 ("next", "/api/me?x=1"),
             ],
-        ))
+        )
         .await;
     assert_eq!(r.status, Status::Found, "{}", r.body);
     assert_eq!(r.location(), "/api/me?x=1");
@@ -303,14 +303,11 @@ async fn form_login_failure_rerenders_with_the_generic_error_and_no_session() {
     b.send(app.client.get("/login")).await;
     let csrf = b.xsrf();
     let r = b
-        .send(form_body(
-            app.client.post("/login"),
-            &[
-                ("csrf_token", &csrf),
-                ("email", "x@example.com"),
-                ("password", "bad-password"),
-            ],
-        ))
+        .submit(
+            &app.client,
+            "/login",
+            &[("email", "x@example.com"), ("password", "bad-password")],
+        )
         .await;
     assert_eq!(r.status, Status::Ok);
     assert!(r
@@ -358,17 +355,12 @@ async fn next_is_validated() {
     // Forms fall back to "/".
     let mut b = Browser::default();
     b.send(app.client.get("/login")).await;
-    let csrf = b.xsrf();
     let r = b
-        .send(form_body(
-            app.client
-                .post(format!("/login?next={}", enc("//evil.com"))),
-            &[
-                ("csrf_token", &csrf),
-                ("email", "n@example.com"),
-                ("password", PASSWORD),
-            ],
-        ))
+        .submit(
+            &app.client,
+            format!("/login?next={}", enc("//evil.com")),
+            &[("email", "n@example.com"), ("password", PASSWORD)],
+        )
         .await;
     assert_eq!(r.status, Status::Found);
     assert_eq!(r.location(), "/");

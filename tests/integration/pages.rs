@@ -7,15 +7,11 @@ use crate::common::*;
 /// A browser signed in through the login form, as a person would.
 async fn form_login(app: &TestApp, b: &mut Browser, email: &str) -> Resp {
     b.send(app.client.get("/login")).await;
-    let csrf = b.xsrf();
-    b.send(form_body(
-        app.client.post("/login"),
-        &[
-            ("csrf_token", &csrf),
-            ("email", email),
-            ("password", PASSWORD),
-        ],
-    ))
+    b.submit(
+        &app.client,
+        "/login",
+        &[("email", email), ("password", PASSWORD)],
+    )
     .await
 }
 
@@ -40,13 +36,7 @@ async fn results_are_flashed_once_on_the_next_page() {
     );
 
     // Sign out everywhere by the account page's form: to /login, with news.
-    let csrf = b.xsrf();
-    let r = b
-        .send(form_body(
-            app.client.post("/logout-everywhere"),
-            &[("csrf_token", &csrf)],
-        ))
-        .await;
+    let r = b.submit(&app.client, "/logout-everywhere", &[]).await;
     assert_eq!(r.location(), "/login");
     let login = b.send(app.client.get("/login")).await;
     assert!(login.text().contains("You are signed out everywhere"));

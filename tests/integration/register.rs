@@ -166,34 +166,33 @@ async fn form_register_redirects_signed_in_and_rerenders_on_error() {
     assert_eq!(page.status, Status::Ok);
     assert!(page.text().contains("name=\"csrf_token\""));
     assert!(page.text().contains("autocomplete=\"new-password\""));
-    let csrf = b.xsrf();
 
     let bad = b
-        .send(form_body(
-            app.client.post("/register"),
+        .submit(
+            &app.client,
+            "/register",
             &[
-                ("csrf_token", &csrf),
                 ("email", "x@example.com"),
                 ("password", "password1"),
                 ("password_confirm", "nope"),
             ],
-        ))
+        )
         .await;
     assert_eq!(bad.status, Status::Ok);
     assert!(bad.text().contains("Passwords do not match"));
     assert!(bad.text().contains("value=\"x@example.com\""), "email kept");
 
     let ok = b
-        .send(form_body(
-            app.client.post("/register"),
+        .submit(
+            &app.client,
+            "/register",
             &[
-                ("csrf_token", &csrf),
                 ("email", "x@example.com"),
                 ("password", "password1"),
                 ("password_confirm", "password1"),
                 ("next", "/api/me"),
             ],
-        ))
+        )
         .await;
     assert_eq!(ok.status, Status::Found, "{}", ok.body);
     assert_eq!(ok.location(), "/api/me");

@@ -77,13 +77,7 @@ async fn logout_everywhere_from_the_page_form() {
     let mut b = app.browser_login("pf@example.com", PASSWORD).await;
     let home = b.send(app.client.get("/")).await;
     assert!(home.text().contains("Sign out everywhere"));
-    let csrf = b.xsrf();
-    let r = b
-        .send(form_body(
-            app.client.post("/logout-everywhere"),
-            &[("csrf_token", &csrf)],
-        ))
-        .await;
+    let r = b.submit(&app.client, "/logout-everywhere", &[]).await;
     assert_eq!(r.status, Status::Found);
     assert_eq!(r.location(), "/login");
     assert_eq!(
@@ -223,17 +217,16 @@ async fn password_change_page_and_form() {
     let page = b.send(app.client.get("/change")).await;
     assert_eq!(page.status, Status::Ok);
     assert!(page.text().contains("autocomplete=\"new-password\""));
-    let csrf = b.xsrf();
     let r = b
-        .send(form_body(
-            app.client.post("/change"),
+        .submit(
+            &app.client,
+            "/change",
             &[
-                ("csrf_token", &csrf),
                 ("password", PASSWORD),
                 ("new_password", "brand new pw"),
                 ("new_password_confirm", "brand new pw"),
             ],
-        ))
+        )
         .await;
     assert_eq!(r.status, Status::Found, "{}", r.body);
     assert_eq!(b.send(app.client.get("/api/me")).await.status, Status::Ok);
@@ -275,13 +268,7 @@ async fn logout_ends_only_this_session() {
     );
 
     // Browser form logout: 302 to /.
-    let csrf = b.xsrf();
-    let r = b
-        .send(form_body(
-            app.client.post("/logout"),
-            &[("csrf_token", &csrf)],
-        ))
-        .await;
+    let r = b.submit(&app.client, "/logout", &[]).await;
     assert_eq!(r.status, Status::Found);
     assert_eq!(r.location(), "/");
 

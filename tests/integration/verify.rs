@@ -137,19 +137,20 @@ async fn the_account_page_shows_the_user_and_gives_a_token_once() {
     assert!(text.contains("from 127.0.0.1"), "{text}");
     assert!(text.contains("Get an API token") && text.contains("Sign out everywhere"));
 
-    let csrf = b.xsrf();
     let wrong = b
-        .send(form_body(
-            app.client.post("/verify?include_auth_token"),
-            &[("csrf_token", &csrf), ("password", "wrong-password")],
-        ))
+        .submit(
+            &app.client,
+            "/verify?include_auth_token",
+            &[("password", "wrong-password")],
+        )
         .await;
     assert!(wrong.text().contains("Invalid password"));
     let r = b
-        .send(form_body(
-            app.client.post("/verify?include_auth_token"),
-            &[("csrf_token", &csrf), ("password", PASSWORD)],
-        ))
+        .submit(
+            &app.client,
+            "/verify?include_auth_token",
+            &[("password", PASSWORD)],
+        )
         .await;
     assert_eq!(r.status, Status::Ok, "{}", r.body);
     let text = r.text();
