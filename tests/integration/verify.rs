@@ -190,3 +190,31 @@ async fn the_account_page_shows_the_user_and_gives_a_token_once() {
         Status::Unauthorized
     );
 }
+
+#[rocket::async_test]
+async fn verify_counts_against_the_address_limit_before_hashing() {
+    let app = app_with(|f| f.merge(("security.ip_limit_per_minute", 3))).await;
+    app.user("ip@example.com").await;
+    // The sign-in is the address's first auth request of three.
+    let token = app.login_token("ip@example.com", PASSWORD).await;
+    let verify = || {
+        send(
+            json_body(
+                token_header(app.client.post("/verify"), &token),
+                json!({"password": PASSWORD}),
+            )
+            .remote(peer()),
+        )
+    };
+    assert_eq!(verify().await.status, Status::Ok);
+    assert_eq!(verify().await.status, Status::Ok);
+    let before = app.sec().hasher.hash_count();
+    let r = verify().await;
+    assert_eq!(r.status, Status::TooManyRequests, "{}", r.body);
+    assert!(r.header("Retry-After").is_some());
+    assert_eq!(
+        app.sec().hasher.hash_count(),
+        before,
+        "refused before hashing"
+    );
+}
