@@ -1,13 +1,16 @@
 //! The `security` table of the Rocket configuration, and the database settings.
 //!
 //! Extracted once from Rocket's Figment at ignite, validated, then managed as
-//! state. See WIRE.md §10 for every key.
+//! state. Each key is declared once: its field, its default (on the field)
+//! and its doc. `check-config` prints the struct itself, so the report
+//! cannot forget a key. See WIRE.md §10 for every key.
 
-use std::time::Duration;
+use std::net::IpAddr;
+use std::str::FromStr;
 
-use rocket::figment::{Figment, Profile};
+use figment::{Figment, Profile};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// Marker that every development secret carries. A release build refuses to
 /// start while any secret still contains it.
@@ -17,214 +20,402 @@ pub const DEV_SECRET_KEY: &str = "gatehouse-DEVELOPMENT-ONLY-secret-key";
 /// Used in debug builds when `security.password_salt` is not set. NEVER in release.
 pub const DEV_PASSWORD_SALT: &str = "gatehouse-DEVELOPMENT-ONLY-password-salt";
 
-/// The `security` table as written by the operator; optional values get
-/// their defaults in [`SecurityConfig::from_figment`].
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawSecurity {
-    secret_key: Option<String>,
-    password_salt: Option<String>,
-    token_salt: Option<String>,
-    token_max_age: Option<u64>,
-    token_header: Option<String>,
-    accept_bearer: Option<bool>,
-    token_query_param: Option<String>,
-    bcrypt_cost: Option<u32>,
-    registerable: Option<bool>,
-    cookie_secure: Option<bool>,
-    session_max_age: Option<u64>,
-    remember_max_age: Option<u64>,
-    hash_slots: Option<usize>,
-    hash_admission_ms: Option<u64>,
-    account_limit: Option<i32>,
-    account_window: Option<i64>,
-    account_base_delay: Option<i32>,
-    account_max_delay: Option<i32>,
-    ip_limit_per_minute: Option<u32>,
-    trusted_proxies: Option<Vec<String>>,
+/// A configuration that must not start, with the key it is about.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required secret is not set (release).
+    #[error("{key} is not set, refusing to start in release: {how}")]
+    Missing {
+        /// The full key, e.g. `security.secret_key`.
+        key: &'static str,
+        /// How to set it.
+        how: String,
+    },
+    /// A secret still holds the development value (release).
+    #[error("{key} is still the development value, refusing to start in release: {how}")]
+    DevelopmentValue {
+        /// The full key.
+        key: &'static str,
+        /// How to set it.
+        how: String,
+    },
+    /// A value breaks its rule.
+    #[error("{key}: {reason}")]
+    Invalid {
+        /// The full key (or key group).
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The table could not be read at all (unknown key, wrong type).
+    #[error("{0}")]
+    Unreadable(String),
 }
 
-/// Validated security settings.
-pub struct SecurityConfig {
-    /// Signs auth tokens (the Flask `SECRET_KEY` when migrating).
-    pub secret_key: SecretString,
-    /// Key of the password pre-hash (Flask `SECURITY_PASSWORD_SALT`).
-    pub password_salt: SecretString,
-    /// itsdangerous salt of auth tokens.
-    pub token_salt: String,
-    /// Tokens older than this many seconds are refused.
-    pub token_max_age: u64,
-    /// Header carrying the token.
-    pub token_header: String,
-    /// Also read `Authorization: Bearer <token>`.
-    pub accept_bearer: bool,
-    /// Query parameter carrying a token, when enabled (off by default: URLs get logged).
-    pub token_query_param: Option<String>,
-    /// bcrypt work factor of new hashes.
-    pub bcrypt_cost: u32,
-    /// Serve `/register`.
-    pub registerable: bool,
-    /// Secure + `__Host-` session cookie.
-    pub cookie_secure: bool,
-    /// Server-enforced lifetime of a plain session, seconds.
-    pub session_max_age: u64,
-    /// Lifetime of a "remember me" session, seconds.
-    pub remember_max_age: u64,
-    /// Concurrent bcrypt computations.
-    pub hash_slots: usize,
-    /// How long a request waits for a hashing slot before a 503.
-    pub hash_admission: Duration,
-    /// Per-account throttle of password attempts (shared through the database).
-    pub account_throttle: crate::db::ThrottleRule,
-    /// Auth requests per minute from one client address (per instance).
-    pub ip_limit_per_minute: u32,
-    /// Proxies whose `X-Forwarded-For` is believed (addresses or CIDR blocks).
-    pub trusted_proxies: Vec<crate::auth::client_ip::IpNet>,
-}
+/// A secret setting: never printed, never logged. Empty means "not set".
+#[derive(Clone, Default, Deserialize)]
+#[serde(from = "String")]
+pub struct Secret(Option<SecretString>);
 
-impl std::fmt::Debug for SecurityConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecurityConfig")
-            .field("secret_key", &"***")
-            .field("password_salt", &"***")
-            .field("token_salt", &self.token_salt)
-            .field("token_max_age", &self.token_max_age)
-            .field("token_header", &self.token_header)
-            .field("accept_bearer", &self.accept_bearer)
-            .field("token_query_param", &self.token_query_param)
-            .field("bcrypt_cost", &self.bcrypt_cost)
-            .field("registerable", &self.registerable)
-            .field("cookie_secure", &self.cookie_secure)
-            .field("session_max_age", &self.session_max_age)
-            .field("remember_max_age", &self.remember_max_age)
-            .field("hash_slots", &self.hash_slots)
-            .field("hash_admission", &self.hash_admission)
-            .field("account_throttle", &self.account_throttle)
-            .field("ip_limit_per_minute", &self.ip_limit_per_minute)
-            .field("trusted_proxies", &self.trusted_proxies)
-            .finish()
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(Some(SecretString::from(s)))
     }
 }
 
-/// A configuration that must not start.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
+impl Secret {
+    /// The secret itself.
+    pub fn expose(&self) -> &SecretString {
+        self.0.as_ref().expect("resolved at load")
+    }
+}
 
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let text = match &self.0 {
+            None => "<not set>".to_owned(),
+            Some(v) if v.expose_secret().contains(DEV_MARKER) => {
+                "<DEVELOPMENT-ONLY value>".to_owned()
+            }
+            Some(v) => format!("<set, {} characters>", v.expose_secret().chars().count()),
+        };
+        s.serialize_str(&text)
+    }
+}
+
+/// An address block (`10.0.0.0/8`, `::1/128`, or a plain address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl FromStr for IpNet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not an IP address or CIDR block");
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (
+                a.parse::<IpAddr>().map_err(|_| bad())?,
+                Some(p.parse::<u8>().map_err(|_| bad())?),
+            ),
+            None => (s.trim().parse::<IpAddr>().map_err(|_| bad())?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(IpNet { addr, prefix })
+    }
+}
+
+impl TryFrom<String> for IpNet {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl<'de> Deserialize<'de> for IpNet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for IpNet {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl IpNet {
+    /// Whether `ip` is inside this block.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical_ip(ip);
+        match (canonical_ip(self.addr), ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for IpNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// IPv4-mapped IPv6 addresses compare as IPv4.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The throttle's rules: attempts per window, then a rising backoff.
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottleRule {
+    /// Attempts let through freely in one window.
+    pub limit: i32,
+    /// Window length, seconds.
+    pub window: i64,
+    /// First backoff once over the limit, seconds; doubles each time.
+    pub base_delay: i32,
+    /// Longest backoff, seconds: the real user is never kept out longer.
+    pub max_delay: i32,
+}
+
+macro_rules! defaults {
+    ($($name:ident: $ty:ty = $value:expr;)*) => {
+        $(fn $name() -> $ty { $value })*
+    };
+}
+
+defaults! {
+    d_token_salt: String = "remember-salt".into();
+    d_token_max_age: u64 = 86_400;
+    d_token_header: String = "Authentication-Token".into();
+    d_true: bool = true;
+    d_bcrypt_cost: u32 = 12;
+    d_session_max_age: u64 = 86_400;
+    d_remember_max_age: u64 = 30 * 86_400;
+    d_hash_slots: usize = std::thread::available_parallelism().map_or(2, |n| n.get());
+    d_hash_admission_ms: u64 = 1_000;
+    d_account_limit: i32 = 10;
+    d_account_window: i64 = 15 * 60;
+    d_account_base_delay: i32 = 2;
+    d_account_max_delay: i32 = 60;
+    d_ip_limit_per_minute: u32 = 100;
+    d_housekeeping_interval: u64 = 60;
+    d_max_connections: u32 = (std::thread::available_parallelism().map_or(2, |n| n.get()) * 4) as u32;
+    d_timeout_ms: u64 = 1500;
+    d_idle_timeout: u64 = 300;
+}
+
+/// Validated `security` settings. Every key of the `security` table is one
+/// field here, with its default.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// Signs auth tokens (the Flask `SECRET_KEY` when migrating).
+    #[serde(default)]
+    pub secret_key: Secret,
+    /// Key of the password pre-hash (Flask `SECURITY_PASSWORD_SALT`).
+    #[serde(default)]
+    pub password_salt: Secret,
+    /// itsdangerous salt of auth tokens.
+    #[serde(default = "d_token_salt")]
+    pub token_salt: String,
+    /// Tokens older than this many seconds are refused.
+    #[serde(default = "d_token_max_age")]
+    pub token_max_age: u64,
+    /// Header carrying the token.
+    #[serde(default = "d_token_header")]
+    pub token_header: String,
+    /// Also read `Authorization: Bearer <token>`.
+    #[serde(default = "d_true")]
+    pub accept_bearer: bool,
+    /// Query parameter carrying a token, when enabled (off by default: URLs get logged).
+    #[serde(default)]
+    pub token_query_param: Option<String>,
+    /// bcrypt work factor of new hashes.
+    #[serde(default = "d_bcrypt_cost")]
+    pub bcrypt_cost: u32,
+    /// Serve `/register`.
+    #[serde(default = "d_true")]
+    pub registerable: bool,
+    /// Secure + `__Host-` session cookie. Default: on in release, off in debug.
+    #[serde(default)]
+    pub cookie_secure: bool,
+    /// Server-enforced lifetime of a plain session, seconds.
+    #[serde(default = "d_session_max_age")]
+    pub session_max_age: u64,
+    /// Lifetime of a "remember me" session, seconds.
+    #[serde(default = "d_remember_max_age")]
+    pub remember_max_age: u64,
+    /// Concurrent bcrypt computations (default: one per core).
+    #[serde(default = "d_hash_slots")]
+    pub hash_slots: usize,
+    /// Milliseconds a request waits for a hashing slot before a 503.
+    #[serde(default = "d_hash_admission_ms")]
+    pub hash_admission_ms: u64,
+    /// Password attempts per account let through freely in one window
+    /// (shared by every instance through the database).
+    #[serde(default = "d_account_limit")]
+    pub account_limit: i32,
+    /// The account throttle's window, seconds.
+    #[serde(default = "d_account_window")]
+    pub account_window: i64,
+    /// First backoff once over the limit, seconds; doubles each time.
+    #[serde(default = "d_account_base_delay")]
+    pub account_base_delay: i32,
+    /// Longest backoff, seconds.
+    #[serde(default = "d_account_max_delay")]
+    pub account_max_delay: i32,
+    /// Auth requests per minute from one client address (per instance).
+    #[serde(default = "d_ip_limit_per_minute")]
+    pub ip_limit_per_minute: u32,
+    /// Proxies whose `X-Forwarded-For` is believed (addresses or CIDR blocks).
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Origins (`https://app.example.com`) besides the request's own host
+    /// that may send cookie-authenticated unsafe requests.
+    #[serde(default)]
+    pub trusted_origins: Vec<String>,
+    /// Seconds between purges of expired sessions and throttle rows.
+    #[serde(default = "d_housekeeping_interval")]
+    pub housekeeping_interval: u64,
+}
+
+/// Whether this profile is the one with development conveniences.
 fn is_release(figment: &Figment) -> bool {
     figment.profile() == Profile::const_new("release")
 }
 
-/// A secret must be present and, in release, must not be a development value.
-fn secret(
-    value: Option<String>,
-    key: &str,
-    dev_value: &str,
-    release: bool,
-) -> Result<SecretString, ConfigError> {
-    let how = format!(
+fn how(key: &str) -> String {
+    format!(
         "set it in Rocket.toml ([release.security] {key} = \"...\") or in the environment \
          (ROCKET_SECURITY='{{{key}=\"...\"}}'); generate one with `openssl rand -base64 32`"
-    );
-    match value {
-        Some(v) if v.is_empty() => Err(ConfigError(format!("security.{key} is empty: {how}"))),
-        Some(v) if release && v.contains(DEV_MARKER) => Err(ConfigError(format!(
-            "security.{key} is still the development value, refusing to start in release: {how}"
-        ))),
-        Some(v) => Ok(SecretString::from(v)),
-        None if release => Err(ConfigError(format!(
-            "security.{key} is not set, refusing to start in release: {how}"
-        ))),
-        None => {
-            tracing::warn!("security.{key} is not set: using the DEVELOPMENT-ONLY value");
-            Ok(SecretString::from(dev_value.to_owned()))
+    )
+}
+
+/// A secret must be present and, in release, must not be a development value.
+fn resolve_secret(
+    secret: &mut Secret,
+    key: &'static str,
+    short: &str,
+    dev_value: &str,
+    release: bool,
+) -> Result<(), ConfigError> {
+    match &secret.0 {
+        Some(v) if v.expose_secret().is_empty() => Err(ConfigError::Invalid {
+            key,
+            reason: format!("is empty: {}", how(short)),
+        }),
+        Some(v) if release && v.expose_secret().contains(DEV_MARKER) => {
+            Err(ConfigError::DevelopmentValue {
+                key,
+                how: how(short),
+            })
         }
+        Some(_) => Ok(()),
+        None if release => Err(ConfigError::Missing {
+            key,
+            how: how(short),
+        }),
+        None => {
+            tracing::warn!("{key} is not set: using the DEVELOPMENT-ONLY value");
+            *secret = Secret::from(dev_value.to_owned());
+            Ok(())
+        }
+    }
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
     }
 }
 
 impl SecurityConfig {
     /// Reads and validates the `security` table of `figment`.
     pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
-        let raw: RawSecurity = if figment.contains("security") {
-            figment
-                .extract_inner("security")
-                .map_err(|e| ConfigError(format!("invalid security configuration: {e}")))?
-        } else {
-            RawSecurity::default()
-        };
         let release = is_release(figment);
-        let cfg = SecurityConfig {
-            secret_key: secret(raw.secret_key, "secret_key", DEV_SECRET_KEY, release)?,
-            password_salt: secret(
-                raw.password_salt,
-                "password_salt",
-                DEV_PASSWORD_SALT,
-                release,
-            )?,
-            token_salt: raw.token_salt.unwrap_or_else(|| "remember-salt".into()),
-            token_max_age: raw.token_max_age.unwrap_or(86_400),
-            token_header: raw
-                .token_header
-                .unwrap_or_else(|| "Authentication-Token".into()),
-            accept_bearer: raw.accept_bearer.unwrap_or(true),
-            token_query_param: raw.token_query_param.filter(|p| !p.is_empty()),
-            bcrypt_cost: raw.bcrypt_cost.unwrap_or(12),
-            registerable: raw.registerable.unwrap_or(true),
-            cookie_secure: raw.cookie_secure.unwrap_or(release),
-            session_max_age: raw.session_max_age.unwrap_or(86_400),
-            remember_max_age: raw.remember_max_age.unwrap_or(30 * 86_400),
-            hash_slots: raw
-                .hash_slots
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
-            hash_admission: Duration::from_millis(raw.hash_admission_ms.unwrap_or(1_000)),
-            account_throttle: crate::db::ThrottleRule {
-                limit: raw.account_limit.unwrap_or(10),
-                window: raw.account_window.unwrap_or(15 * 60),
-                base_delay: raw.account_base_delay.unwrap_or(2),
-                max_delay: raw.account_max_delay.unwrap_or(60),
-            },
-            ip_limit_per_minute: raw.ip_limit_per_minute.unwrap_or(100),
-            trusted_proxies: raw
-                .trusted_proxies
-                .unwrap_or_default()
-                .iter()
-                .map(|p| {
-                    p.parse().map_err(|_| {
-                        ConfigError(format!(
-                            "security.trusted_proxies: {p:?} is not an IP address or CIDR block"
-                        ))
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-        };
-        let t = cfg.account_throttle;
+        let mut cfg: SecurityConfig = figment
+            .focus("security")
+            .extract()
+            .map_err(|e| ConfigError::Unreadable(format!("invalid security configuration: {e}")))?;
+        if figment.find_value("security.cookie_secure").is_err() {
+            cfg.cookie_secure = release;
+        }
+        cfg.token_query_param = cfg.token_query_param.filter(|p| !p.is_empty());
+        resolve_secret(
+            &mut cfg.secret_key,
+            "security.secret_key",
+            "secret_key",
+            DEV_SECRET_KEY,
+            release,
+        )?;
+        resolve_secret(
+            &mut cfg.password_salt,
+            "security.password_salt",
+            "password_salt",
+            DEV_PASSWORD_SALT,
+            release,
+        )?;
+        let t = cfg.account_throttle();
         if t.limit < 2 || t.window < 1 || t.base_delay < 1 || t.max_delay < t.base_delay {
-            return Err(ConfigError(
-                "security.account_*: limit >= 2, window >= 1, 1 <= base_delay <= max_delay".into(),
+            return Err(invalid(
+                "security.account_*",
+                "limit >= 2, window >= 1, 1 <= base_delay <= max_delay",
             ));
         }
         if cfg.ip_limit_per_minute == 0 {
-            return Err(ConfigError(
-                "security.ip_limit_per_minute must be at least 1".into(),
+            return Err(invalid(
+                "security.ip_limit_per_minute",
+                "must be at least 1",
             ));
         }
         if !(4..=31).contains(&cfg.bcrypt_cost) {
-            return Err(ConfigError(format!(
-                "security.bcrypt_cost must be between 4 and 31, not {}",
-                cfg.bcrypt_cost
-            )));
-        }
-        if cfg.token_header.trim().is_empty() {
-            return Err(ConfigError(
-                "security.token_header must not be empty".into(),
+            return Err(invalid(
+                "security.bcrypt_cost",
+                format!("must be between 4 and 31, not {}", cfg.bcrypt_cost),
             ));
         }
-        if cfg.secret_key.expose_secret().len() < 16 && release {
-            return Err(ConfigError(
-                "security.secret_key is shorter than 16 characters: use a long random value".into(),
+        if cfg.token_header.trim().is_empty() {
+            return Err(invalid("security.token_header", "must not be empty"));
+        }
+        if cfg.housekeeping_interval == 0 {
+            return Err(invalid(
+                "security.housekeeping_interval",
+                "must be at least 1",
+            ));
+        }
+        if cfg.secret_key.expose().expose_secret().len() < 16 && release {
+            return Err(invalid(
+                "security.secret_key",
+                "is shorter than 16 characters: use a long random value",
             ));
         }
         Ok(cfg)
+    }
+
+    /// The account throttle's rule.
+    pub fn account_throttle(&self) -> ThrottleRule {
+        ThrottleRule {
+            limit: self.account_limit,
+            window: self.account_window,
+            base_delay: self.account_base_delay,
+            max_delay: self.account_max_delay,
+        }
+    }
+
+    /// How long a request waits for a hashing slot.
+    pub fn hash_admission(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.hash_admission_ms)
     }
 
     /// Cookie name of the session: `__Host-` prefixed when cookies are Secure.
@@ -238,46 +429,55 @@ impl SecurityConfig {
 }
 
 /// `databases.gatehouse`: where the database is and how the pool behaves.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite://path?mode=rwc` or `postgres://…`; the scheme picks the backend.
+    #[serde(serialize_with = "serialize_redacted")]
     pub url: String,
     /// Most connections the pool opens.
-    #[serde(default = "default_max_connections")]
+    #[serde(default = "d_max_connections")]
     pub max_connections: u32,
     /// Connections kept open when idle.
     #[serde(default)]
     pub min_connections: u32,
     /// Milliseconds any one database call may take (waiting for a
     /// connection, a lock or an answer) before the request gets 503.
-    #[serde(default = "default_timeout_ms")]
+    #[serde(default = "d_timeout_ms")]
     pub timeout_ms: u64,
     /// Seconds an idle connection may live.
-    #[serde(default = "default_idle_timeout")]
+    #[serde(default = "d_idle_timeout")]
     pub idle_timeout: u64,
 }
 
-fn default_max_connections() -> u32 {
-    (std::thread::available_parallelism().map_or(2, |n| n.get()) * 4) as u32
-}
-fn default_timeout_ms() -> u64 {
-    1500
-}
-fn default_idle_timeout() -> u64 {
-    300
+fn serialize_redacted<S: Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact_url(url))
 }
 
 impl DatabaseConfig {
     /// Reads `databases.gatehouse` from `figment`.
     pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
         figment.extract_inner("databases.gatehouse").map_err(|e| {
-            ConfigError(format!(
+            ConfigError::Unreadable(format!(
                 "databases.gatehouse is missing or invalid ({e}): set url in Rocket.toml \
                  ([default.databases.gatehouse] url = \"sqlite://gatehouse.db?mode=rwc\") or \
                  ROCKET_DATABASES='{{gatehouse={{url=\"postgres://127.0.0.1/gatehouse\"}}}}'"
             ))
         })
+    }
+}
+
+/// A database URL with any password replaced, safe to log.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -289,12 +489,18 @@ pub struct ConfigReport {
     pub problems: Vec<String>,
 }
 
-fn mask(secret: &SecretString) -> String {
-    let s = secret.expose_secret();
-    if s.contains(DEV_MARKER) {
-        "<DEVELOPMENT-ONLY value>".into()
-    } else {
-        format!("<set, {} characters>", s.chars().count())
+/// `prefix.key: value` for every field of `value`, secrets masked by their
+/// own Serialize.
+fn report_lines(prefix: &str, value: &impl Serialize, out: &mut String) {
+    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(value) {
+        for (k, v) in map {
+            let shown = match v {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Null => "<off>".into(),
+                other => other.to_string(),
+            };
+            out.push_str(&format!("\n{prefix}.{k}: {shown}"));
+        }
     }
 }
 
@@ -304,11 +510,11 @@ fn mask(secret: &SecretString) -> String {
 pub fn check(figment: &Figment) -> ConfigReport {
     let release = is_release(figment);
     let mut problems = Vec::new();
-    let mut text = format!("profile: {}\n", figment.profile());
-    // Rocket's default is a zero key, replaced by a random one in debug.
-    let rocket_key = rocket::Config::from(figment).secret_key.is_provided();
+    let mut text = format!("profile: {}", figment.profile());
+    // Rocket's cookie key: random per start when not set (debug only).
+    let rocket_key = figment.find_value("secret_key").is_ok();
     text.push_str(&format!(
-        "secret_key (Rocket, cookie encryption): {}\n",
+        "\nsecret_key (Rocket, cookie encryption): {}",
         if rocket_key {
             "<set>"
         } else {
@@ -319,44 +525,12 @@ pub fn check(figment: &Figment) -> ConfigReport {
         problems.push("secret_key (Rocket's, for cookies) is not set: generate one with `openssl rand -base64 32`".into());
     }
     match DatabaseConfig::from_figment(figment) {
-        Ok(db) => text.push_str(&format!(
-            "databases.gatehouse.url: {}\ndatabases.gatehouse.max_connections: {}\ndatabases.gatehouse.timeout_ms: {}\n",
-            crate::db::redact_url(&db.url),
-            db.max_connections,
-            db.timeout_ms
-        )),
-        Err(e) => problems.push(e.0),
+        Ok(db) => report_lines("databases.gatehouse", &db, &mut text),
+        Err(e) => problems.push(e.to_string()),
     }
     match SecurityConfig::from_figment(figment) {
         Ok(c) => {
-            text.push_str(&format!(
-                "security.secret_key: {}\nsecurity.password_salt: {}\nsecurity.token_salt: {}\n\
-                 security.token_max_age: {}\nsecurity.token_header: {}\nsecurity.accept_bearer: {}\n\
-                 security.token_query_param: {}\nsecurity.bcrypt_cost: {}\nsecurity.registerable: {}\n\
-                 security.cookie_secure: {}\nsecurity.session_max_age: {}\nsecurity.remember_max_age: {}\n\
-                 security.hash_slots: {}\nsecurity.hash_admission_ms: {}\nsecurity.account_limit: {} per {} s, backoff {}..{} s\n\
-                 security.ip_limit_per_minute: {}\nsecurity.trusted_proxies: {:?}",
-                mask(&c.secret_key),
-                mask(&c.password_salt),
-                c.token_salt,
-                c.token_max_age,
-                c.token_header,
-                c.accept_bearer,
-                c.token_query_param.as_deref().unwrap_or("<off>"),
-                c.bcrypt_cost,
-                c.registerable,
-                c.cookie_secure,
-                c.session_max_age,
-                c.remember_max_age,
-                c.hash_slots,
-                c.hash_admission.as_millis(),
-                c.account_throttle.limit,
-                c.account_throttle.window,
-                c.account_throttle.base_delay,
-                c.account_throttle.max_delay,
-                c.ip_limit_per_minute,
-                c.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            ));
+            report_lines("security", &c, &mut text);
             if c.bcrypt_cost < 10 {
                 problems.push(format!(
                     "security.bcrypt_cost = {} is weak: use 10 or more (12 is the default)",
@@ -367,7 +541,104 @@ pub fn check(figment: &Figment) -> ConfigReport {
                 problems.push("security.cookie_secure is off in release: session cookies would travel over plain HTTP".into());
             }
         }
-        Err(e) => problems.push(e.0),
+        Err(e) => problems.push(e.to_string()),
     }
     ConfigReport { text, problems }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks() {
+        let n: IpNet = "10.0.0.0/8".parse().unwrap();
+        assert!(n.contains("10.1.2.3".parse().unwrap()));
+        assert!(!n.contains("11.0.0.1".parse().unwrap()));
+        assert!(n.contains("::ffff:10.0.0.1".parse().unwrap()));
+        let one: IpNet = "127.0.0.1".parse().unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        let v6: IpNet = "fd00::/8".parse().unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        let all: IpNet = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<IpNet>().is_err());
+        assert!("nonsense".parse::<IpNet>().is_err());
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    fn base() -> Figment {
+        Figment::new()
+            .merge(("security.secret_key", "a-long-enough-test-key"))
+            .merge(("security.password_salt", "a-salt"))
+            .merge(("databases.gatehouse.url", "sqlite://x.db"))
+    }
+
+    #[test]
+    fn the_report_names_every_key_once() {
+        let report = check(&base());
+        // Every field of the struct appears, as serialized from it.
+        let cfg = SecurityConfig::from_figment(&base()).unwrap();
+        let serde_json::Value::Object(fields) = serde_json::to_value(&cfg).unwrap() else {
+            panic!("an object")
+        };
+        for key in fields.keys() {
+            let line = format!("\nsecurity.{key}: ");
+            assert_eq!(
+                report.text.matches(&line).count(),
+                1,
+                "{key}: {}",
+                report.text
+            );
+        }
+        assert!(report
+            .text
+            .contains("security.secret_key: <set, 22 characters>"));
+        assert!(!report.text.contains("a-long-enough-test-key"));
+        assert!(!report.text.contains("a-salt"));
+    }
+
+    #[test]
+    fn errors_name_their_key() {
+        let bad = base().merge(("security.bcrypt_cost", 3));
+        assert!(matches!(
+            SecurityConfig::from_figment(&bad),
+            Err(ConfigError::Invalid {
+                key: "security.bcrypt_cost",
+                ..
+            })
+        ));
+        let release = Figment::new().select("release");
+        assert!(matches!(
+            SecurityConfig::from_figment(&release),
+            Err(ConfigError::Missing {
+                key: "security.secret_key",
+                ..
+            })
+        ));
+        let dev = Figment::new()
+            .merge(("security.secret_key", DEV_SECRET_KEY))
+            .select("release");
+        assert!(matches!(
+            SecurityConfig::from_figment(&dev),
+            Err(ConfigError::DevelopmentValue {
+                key: "security.secret_key",
+                ..
+            })
+        ));
+        let unknown = base().merge(("security.nonsense", 1));
+        assert!(matches!(
+            SecurityConfig::from_figment(&unknown),
+            Err(ConfigError::Unreadable(_))
+        ));
+    }
 }

@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use gatehouse::admin::{self, AdminError};
+use gatehouse::core::admin::{self, AdminError};
 use gatehouse::Security;
 
 /// Authentication and session server, wire-compatible with Flask-Security-Too.
@@ -145,7 +145,12 @@ fn read_password(source: &PasswordSource) -> Result<String, String> {
 }
 
 async fn state() -> Result<Security, String> {
-    gatehouse::build_state(&rocket::Config::figment()).await
+    gatehouse::build_state(
+        &rocket::Config::figment(),
+        std::sync::Arc::new(gatehouse::core::SystemClock),
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
 fn fail(reason: impl std::fmt::Display) -> ExitCode {
@@ -275,7 +280,7 @@ async fn hash_time(
                 .bcrypt_cost
         }
     };
-    let hasher = gatehouse::auth::password::Hasher::new(
+    let hasher = gatehouse::core::password::Hasher::new(
         secrecy::SecretString::from("timing"),
         cost,
         1,
@@ -299,8 +304,7 @@ async fn hash_time(
 }
 
 async fn serve() -> ExitCode {
-    let app =
-        gatehouse::rocket(rocket::Config::figment()).mount("/", gatehouse::routes::api::routes());
+    let app = gatehouse::demo::mount(gatehouse::rocket(rocket::Config::figment()));
     match app.launch().await {
         Ok(rocket) => {
             gatehouse::close(&rocket).await;
@@ -351,7 +355,7 @@ async fn main() -> ExitCode {
     } else {
         "warn"
     };
-    gatehouse::logging::init(json_logs, filter);
+    gatehouse::http::logging::init(json_logs, filter);
 
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => return serve().await,

@@ -111,24 +111,92 @@ macro_rules! with_reader {
 }
 pub(crate) use with_reader;
 
-/// A database failure as the rest of the app sees it.
+/// A database failure as the rest of the app sees it, graded by what the
+/// caller can do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// The database could not answer (down, busy, timed out, broken
-    /// connection, unexpected error). Always a 503: never a 401 or a 500.
+    /// The database could not answer now (down, busy or locked, timed out,
+    /// broken connection, out of resources): worth a retry. A 503, never a
+    /// 401 or a 500.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// A constraint refused the write (unique, foreign key, not null,
+    /// check). Callers that expect one map it to its meaning first.
+    #[error("constraint violated: {0}")]
+    Constraint(#[source] sqlx::Error),
+    /// Anything else: a bug or a schema that is not what gatehouse expects.
+    /// A 500 whose cause is logged, never shown.
+    #[error("database error: {0}")]
+    Other(#[source] sqlx::Error),
 }
 
 impl From<sqlx::Error> for DbError {
     fn from(e: sqlx::Error) -> Self {
-        DbError::Unavailable(e)
+        match grade(&e) {
+            Grade::Unavailable => DbError::Unavailable(e),
+            Grade::Constraint => DbError::Constraint(e),
+            Grade::Other => DbError::Other(e),
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Grade {
+    Unavailable,
+    Constraint,
+    Other,
+}
+
+/// Sorts an sqlx error. Transport and pool trouble is transient; so are the
+/// database's own "busy, locked, shutting down, out of resources, cancelled
+/// by a timeout" answers (SQLite result codes; PostgreSQL SQLSTATE classes
+/// 08, 40, 53, 57, 58 and 55P03). Constraint codes are constraints;
+/// everything else (syntax, missing table or column, decoding) is a bug.
+fn grade(e: &sqlx::Error) -> Grade {
+    use sqlx::Error as E;
+    match e {
+        E::Io(_)
+        | E::Tls(_)
+        | E::Protocol(_)
+        | E::PoolTimedOut
+        | E::PoolClosed
+        | E::WorkerCrashed => Grade::Unavailable,
+        E::Database(d) => {
+            if d.is_unique_violation()
+                || d.is_foreign_key_violation()
+                || d.is_check_violation()
+                || matches!(d.kind(), sqlx::error::ErrorKind::NotNullViolation)
+            {
+                return Grade::Constraint;
+            }
+            grade_code(d.code().as_deref().unwrap_or(""))
+        }
+        _ => Grade::Other,
+    }
+}
+
+fn grade_code(code: &str) -> Grade {
+    // A PostgreSQL SQLSTATE has five characters (often all digits); a
+    // SQLite result code is a number of at most four digits.
+    if let (true, Ok(n)) = (code.len() < 5, code.parse::<u32>()) {
+        // SQLite: the primary result code is the low byte of the extended one.
+        // BUSY 5, LOCKED 6, NOMEM 7, READONLY 8, INTERRUPT 9, IOERR 10,
+        // FULL 13, CANTOPEN 14, PROTOCOL 15.
+        return match n & 0xff {
+            5..=10 | 13..=15 => Grade::Unavailable,
+            _ => Grade::Other,
+        };
+    }
+    match code.get(..2) {
+        Some("08" | "40" | "53" | "57" | "58") => Grade::Unavailable,
+        _ if code == "55P03" => Grade::Unavailable,
+        _ => Grade::Other,
     }
 }
 
 /// True when `e` is a unique-constraint violation.
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+pub(crate) fn is_unique_violation(e: &DbError) -> bool {
+    matches!(e, DbError::Constraint(sqlx::Error::Database(d)) if d.is_unique_violation())
 }
 
 /// The pool settings both backends share.
@@ -215,7 +283,7 @@ impl Db {
             Err(sqlx::Error::Configuration(
                 format!(
                     "unsupported database URL {:?}: use sqlite://… or postgres://…",
-                    redact_url(&cfg.url)
+                    crate::config::redact_url(&cfg.url)
                 )
                 .into(),
             ))
@@ -257,28 +325,39 @@ impl Db {
     }
 }
 
-/// A database URL with any password replaced, safe to log.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::{grade, grade_code, Grade};
+
     #[test]
-    fn redacts_passwords() {
+    fn transient_trouble_is_unavailable_and_bugs_are_not() {
+        assert_eq!(grade(&sqlx::Error::PoolTimedOut), Grade::Unavailable);
+        assert_eq!(grade(&sqlx::Error::PoolClosed), Grade::Unavailable);
         assert_eq!(
-            super::redact_url("postgres://u:secret@h/db"),
-            "postgres://u:***@h/db"
+            grade(&sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into())),
+            Grade::Unavailable
         );
-        assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(grade(&sqlx::Error::RowNotFound), Grade::Other);
+        assert_eq!(
+            grade(&sqlx::Error::ColumnNotFound("x".into())),
+            Grade::Other
+        );
+        // SQLite: BUSY, LOCKED, BUSY_SNAPSHOT (517), IOERR_READ (266), FULL.
+        for code in ["5", "6", "517", "266", "13"] {
+            assert_eq!(grade_code(code), Grade::Unavailable, "{code}");
+        }
+        // SQLite: ERROR (no such table, syntax), MISMATCH.
+        for code in ["1", "20"] {
+            assert_eq!(grade_code(code), Grade::Other, "{code}");
+        }
+        // PostgreSQL: connection failure, admin shutdown, statement timeout,
+        // serialization failure, lock timeout, too many connections.
+        for code in ["08006", "57P01", "57014", "40001", "55P03", "53300"] {
+            assert_eq!(grade_code(code), Grade::Unavailable, "{code}");
+        }
+        // PostgreSQL: undefined table, undefined column, syntax error.
+        for code in ["42P01", "42703", "42601"] {
+            assert_eq!(grade_code(code), Grade::Other, "{code}");
+        }
     }
 }

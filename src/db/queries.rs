@@ -1,6 +1,7 @@
 //! Every query gatehouse runs. Each is one SQL text valid on both engines.
 
 use super::{is_unique_violation, with_pool, with_reader, Db, DbError, DbTime};
+use crate::config::ThrottleRule;
 
 /// A row of FS's `user` table, as much of it as authentication needs.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -74,19 +75,6 @@ pub struct UserSummary {
     pub roles: Vec<String>,
 }
 
-/// A like stored by the demo API.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Like {
-    /// Primary key.
-    pub id: i64,
-    /// The article liked.
-    pub article_id: i64,
-    /// Who liked it.
-    pub user_id: i32,
-    /// When.
-    pub created_at: DbTime,
-}
-
 /// A unique value is already taken (email, role name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AlreadyExists;
@@ -106,39 +94,51 @@ impl Db {
         Ok(with_reader!(self, e => sqlx::query_as(SQL).bind(uid).fetch_optional(e).await)?)
     }
 
-    /// Creates an active user. `Ok(Err(AlreadyExists))` when the email is taken
-    /// (in any letter case), decided by the unique index, so parallel
-    /// registrations of one email make exactly one account.
+    /// Creates an active user with the given roles, in one transaction.
+    /// `Ok(Err(AlreadyExists))` when the email is taken (in any letter case),
+    /// decided by the unique index, so parallel registrations of one email
+    /// make exactly one account.
     pub async fn create_user(
         &self,
         email: &str,
         password_hash: Option<&str>,
         uniquifier: &str,
+        role_ids: &[i32],
     ) -> Result<Result<User, AlreadyExists>, DbError> {
         let sql = format!(
             r#"INSERT INTO "user" (email, password, active, fs_uniquifier, create_datetime, update_datetime)
                VALUES ($1, $2, $3, $4, $5, $5) RETURNING {USER_COLUMNS}"#
         );
+        const ROLE: &str = "INSERT INTO roles_users (user_id, role_id) VALUES ($1, $2)";
         let now = DbTime::now();
-        let res = with_pool!(self, p => sqlx::query_as(&sql)
-            .bind(email)
-            .bind(password_hash)
-            .bind(true)
-            .bind(uniquifier)
-            .bind(now)
-            .fetch_one(p)
-            .await);
+        let res: Result<User, DbError> = with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let user: User = sqlx::query_as(&sql)
+                .bind(email)
+                .bind(password_hash)
+                .bind(true)
+                .bind(uniquifier)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            for role_id in role_ids {
+                sqlx::query(ROLE).bind(user.id).bind(role_id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(user)
+        })
+        .map_err(DbError::from);
         match res {
             Ok(user) => Ok(Ok(user)),
             Err(e) if is_unique_violation(&e) => Ok(Err(AlreadyExists)),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 
     /// Replaces the fs_uniquifier (and, when given, the password hash, in
     /// the same statement): every session and token of the user dies at
-    /// once. Their session rows, dead from that moment, are removed too.
-    /// Returns false when the user no longer exists.
+    /// once. Their session rows, dead from that moment, go in the same
+    /// transaction. Returns false when the user no longer exists.
     pub async fn rotate_uniquifier(
         &self,
         user_id: i32,
@@ -147,11 +147,17 @@ impl Db {
     ) -> Result<bool, DbError> {
         const SQL: &str = r#"UPDATE "user" SET fs_uniquifier = $2,
             password = COALESCE($3, password), update_datetime = $4 WHERE id = $1"#;
+        const SESSIONS: &str = "DELETE FROM gh_session WHERE user_id = $1";
         let now = DbTime::now();
-        let done = with_pool!(self, p => sqlx::query(SQL)
-            .bind(user_id).bind(uniquifier).bind(password_hash).bind(now)
-            .execute(p).await.map(|r| r.rows_affected()))?;
-        self.delete_user_sessions(user_id).await?;
+        let done = with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let done = sqlx::query(SQL)
+                .bind(user_id).bind(uniquifier).bind(password_hash).bind(now)
+                .execute(&mut *tx).await?.rows_affected();
+            sqlx::query(SESSIONS).bind(user_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(done)
+        })?;
         Ok(done == 1)
     }
 
@@ -251,10 +257,10 @@ impl Db {
         let res = with_pool!(self, p => sqlx::query_as(SQL)
             .bind(name).bind(description).bind(permissions).bind(now)
             .fetch_one(p).await);
-        match res {
+        match res.map_err(DbError::from) {
             Ok(role) => Ok(Ok(role)),
             Err(e) if is_unique_violation(&e) => Ok(Err(AlreadyExists)),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 
@@ -278,44 +284,6 @@ impl Db {
         let done = with_pool!(self, p => sqlx::query(SQL).bind(user_id).bind(role_id).execute(p).await.map(|r| r.rows_affected()))?;
         Ok(done >= 1)
     }
-
-    /// Stores a like of `article_id` by `user_id`. Returns the like and
-    /// whether it is new (a repeated like returns the existing one).
-    pub async fn add_like(&self, article_id: i64, user_id: i32) -> Result<(Like, bool), DbError> {
-        const INSERT: &str = "INSERT INTO gh_article_like (article_id, user_id, created_at)
-            VALUES ($1, $2, $3) ON CONFLICT (article_id, user_id) DO NOTHING
-            RETURNING id, article_id, user_id, created_at";
-        const EXISTING: &str = "SELECT id, article_id, user_id, created_at FROM gh_article_like
-            WHERE article_id = $1 AND user_id = $2";
-        let now = DbTime::now();
-        let inserted: Option<Like> = with_pool!(self, p => sqlx::query_as(INSERT)
-            .bind(article_id).bind(user_id).bind(now)
-            .fetch_optional(p).await)?;
-        if let Some(like) = inserted {
-            return Ok((like, true));
-        }
-        let existing: Like = with_pool!(self, p => sqlx::query_as(EXISTING)
-            .bind(article_id).bind(user_id)
-            .fetch_one(p).await)?;
-        Ok((existing, false))
-    }
-
-    /// One like of an article.
-    pub async fn like(&self, article_id: i64, like_id: i64) -> Result<Option<Like>, DbError> {
-        const SQL: &str = "SELECT id, article_id, user_id, created_at FROM gh_article_like
-            WHERE article_id = $1 AND id = $2";
-        Ok(
-            with_pool!(self, p => sqlx::query_as(SQL).bind(article_id).bind(like_id).fetch_optional(p).await)?,
-        )
-    }
-
-    /// How many likes an article has.
-    pub async fn count_likes(&self, article_id: i64) -> Result<i64, DbError> {
-        const SQL: &str = "SELECT COUNT(*) FROM gh_article_like WHERE article_id = $1";
-        let (n,): (i64,) =
-            with_pool!(self, p => sqlx::query_as(SQL).bind(article_id).fetch_one(p).await)?;
-        Ok(n)
-    }
 }
 
 /// What the throttle decided for one attempt.
@@ -329,22 +297,8 @@ pub struct ThrottleState {
     pub next_allowed: i64,
 }
 
-/// The throttle's rules: attempts per window, then a rising backoff.
-#[derive(Debug, Clone, Copy)]
-pub struct ThrottleRule {
-    /// Attempts let through freely in one window.
-    pub limit: i32,
-    /// Window length, seconds.
-    pub window: i64,
-    /// First backoff once over the limit, seconds; doubles each time.
-    pub base_delay: i32,
-    /// Longest backoff, seconds: the real user is never kept out longer.
-    pub max_delay: i32,
-}
-
 impl Db {
-    /// Records a signed-in session (by the SHA-256 of its id) and purges
-    /// expired ones.
+    /// Records a signed-in session (by the SHA-256 of its id).
     pub async fn create_session(
         &self,
         id_hash: &str,
@@ -352,10 +306,8 @@ impl Db {
         now: i64,
         expires_at: i64,
     ) -> Result<(), DbError> {
-        const PURGE: &str = "DELETE FROM gh_session WHERE expires_at <= $1";
         const SQL: &str =
             "INSERT INTO gh_session (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
-        with_pool!(self, p => sqlx::query(PURGE).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
         with_pool!(self, p => sqlx::query(SQL).bind(id_hash).bind(user_id).bind(now).bind(expires_at)
             .execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
@@ -385,12 +337,12 @@ impl Db {
         Ok(())
     }
 
-    /// Ends every session of a user (after a rotation they are dead anyway;
-    /// this removes the rows).
-    async fn delete_user_sessions(&self, user_id: i32) -> Result<(), DbError> {
-        const SQL: &str = "DELETE FROM gh_session WHERE user_id = $1";
-        with_pool!(self, p => sqlx::query(SQL).bind(user_id).execute(p).await.map(|r| r.rows_affected()))?;
-        Ok(())
+    /// Deletes the records of sessions that expired by `now` (housekeeping).
+    pub async fn purge_sessions(&self, now: i64) -> Result<u64, DbError> {
+        const SQL: &str = "DELETE FROM gh_session WHERE expires_at <= $1";
+        Ok(
+            with_pool!(self, p => sqlx::query(SQL).bind(now).execute(p).await.map(|r| r.rows_affected()))?,
+        )
     }
 
     /// Counts an attempt on `key` and decides, in one atomic statement, whether

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 
-use gatehouse::auth::new_uniquifier;
+use gatehouse::core::new_uniquifier;
 use gatehouse::db::Db;
 use gatehouse::Security;
 use rocket::figment::Figment;
@@ -96,8 +96,7 @@ pub async fn app_with(tweak: impl FnOnce(Figment) -> Figment) -> TestApp {
 
 /// Another app instance on an existing database.
 pub async fn client_on(url: &str, tweak: impl FnOnce(Figment) -> Figment) -> Client {
-    let rocket =
-        gatehouse::rocket(tweak(figment(url))).mount("/", gatehouse::routes::api::routes());
+    let rocket = gatehouse::demo::mount(gatehouse::rocket(tweak(figment(url))));
     Client::untracked(rocket).await.expect("the app ignites")
 }
 
@@ -289,12 +288,12 @@ impl TestApp {
         let sec = self.sec();
         let hash = sec
             .hasher
-            .hash(&gatehouse::auth::password::normalize(password))
+            .hash(&gatehouse::core::password::normalize(password))
             .await
             .unwrap();
         let user = sec
             .db
-            .create_user(email, Some(&hash), &new_uniquifier())
+            .create_user(email, Some(&hash), &new_uniquifier(), &[])
             .await
             .unwrap()
             .expect("new email");

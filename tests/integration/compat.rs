@@ -3,8 +3,8 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use gatehouse::auth::password::{prehash, Hasher};
-use gatehouse::auth::token::{derive_key, TokenError, TokenSigner};
+use gatehouse::core::password::{prehash, Hasher};
+use gatehouse::core::token::{derive_key, TokenError, TokenSigner};
 use hmac::{Hmac, KeyInit, Mac};
 use rocket::http::Status;
 use secrecy::SecretString;

@@ -4,7 +4,7 @@ use rocket::http::Status;
 use rocket::{get, routes};
 use serde_json::json;
 
-use gatehouse::auth::guards::{
+use gatehouse::http::guards::{
     PermissionsAccepted, PermissionsRequired, RolesAccepted, RolesRequired,
 };
 use gatehouse::role_set;
@@ -35,17 +35,15 @@ fn perms_accepted(_u: PermissionsAccepted<ReadOrWrite>) -> &'static str {
 
 async fn app_with_routes() -> (rocket::local::asynchronous::Client, TestApp) {
     let app = app().await;
-    let rocket = gatehouse::rocket(figment(&app.db.url))
-        .mount("/", gatehouse::routes::api::routes())
-        .mount(
-            "/",
-            routes![
-                roles_required,
-                roles_accepted,
-                perms_required,
-                perms_accepted
-            ],
-        );
+    let rocket = gatehouse::demo::mount(gatehouse::rocket(figment(&app.db.url))).mount(
+        "/",
+        routes![
+            roles_required,
+            roles_accepted,
+            perms_required,
+            perms_accepted
+        ],
+    );
     let client = rocket::local::asynchronous::Client::untracked(rocket)
         .await
         .unwrap();

@@ -86,7 +86,7 @@ async fn bad_tokens_are_exactly_like_no_token() {
     let mut tampered = good.clone().into_bytes();
     tampered[10] = if tampered[10] == b'x' { b'y' } else { b'x' };
     let tampered = String::from_utf8(tampered).unwrap();
-    let foreign = gatehouse::auth::token::TokenSigner::new(
+    let foreign = gatehouse::core::token::TokenSigner::new(
         &secrecy::SecretString::from("other"),
         "remember-salt",
     )

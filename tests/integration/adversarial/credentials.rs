@@ -3,7 +3,7 @@
 use rocket::http::{Header, Status};
 use serde_json::json;
 
-use gatehouse::db::ThrottleRule;
+use gatehouse::config::ThrottleRule;
 
 use crate::common::*;
 use crate::register::futures_join_all;
@@ -170,7 +170,7 @@ async fn a_hundred_parallel_wrong_passwords_count_exactly_a_hundred() {
     let state = app
         .dbh()
         .throttle(
-            &gatehouse::auth::account_key("target@example.com"),
+            &gatehouse::core::account_key("target@example.com"),
             0,
             ThrottleRule {
                 limit: 1_000_000,

@@ -46,7 +46,7 @@ struct Cluster {
 impl Cluster {
     fn start() -> Option<Cluster> {
         let (initdb, pg_ctl) = (pg_bin("initdb")?, pg_bin("pg_ctl")?);
-        let dir = std::env::temp_dir().join(format!("gh-pg-{}", gatehouse::auth::new_uniquifier()));
+        let dir = std::env::temp_dir().join(format!("gh-pg-{}", gatehouse::core::new_uniquifier()));
         std::fs::create_dir_all(&dir).unwrap();
         Command::new("chown")
             .args(["postgres:postgres", dir.to_str().unwrap()])
@@ -202,14 +202,15 @@ async fn postgres_stopped_hung_and_killed() {
     let sec = client.rocket().state::<gatehouse::Security>().unwrap();
     let hash = sec
         .hasher
-        .hash(&gatehouse::auth::password::normalize(PASSWORD))
+        .hash(&gatehouse::core::password::normalize(PASSWORD))
         .await
         .unwrap();
     sec.db
         .create_user(
             "pg@example.com",
             Some(&hash),
-            &gatehouse::auth::new_uniquifier(),
+            &gatehouse::core::new_uniquifier(),
+            &[],
         )
         .await
         .unwrap()

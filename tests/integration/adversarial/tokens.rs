@@ -16,7 +16,7 @@ fn now() -> u64 {
 
 /// Signs any payload bytes the way itsdangerous does, with `secret`.
 fn sign(payload_part: &str, ts: u64, secret: &str, salt: &str) -> String {
-    let key = gatehouse::auth::token::derive_key(secret.as_bytes(), salt.as_bytes());
+    let key = gatehouse::core::token::derive_key(secret.as_bytes(), salt.as_bytes());
     let bytes = ts.to_be_bytes();
     let first = bytes.iter().position(|&b| b != 0).unwrap_or(8);
     let signed = format!("{payload_part}.{}", URL_SAFE_NO_PAD.encode(&bytes[first..]));
@@ -166,7 +166,7 @@ async fn revoked_and_deactivated_tokens_and_odd_transport() {
     );
     app.dbh().set_active(user.id, true).await.unwrap();
     app.dbh()
-        .rotate_uniquifier(user.id, &gatehouse::auth::new_uniquifier(), None)
+        .rotate_uniquifier(user.id, &gatehouse::core::new_uniquifier(), None)
         .await
         .unwrap();
     assert_eq!(

@@ -5,7 +5,7 @@ use rocket::response::{self, Responder};
 use rocket::Request;
 use serde_json::{Map, Value};
 
-use crate::auth::guards::presented_token;
+use super::credentials::presented_token;
 
 /// `{"meta":{"code":N},"response":{…}}`, compact with sorted keys, sent with
 /// `Cache-Control: private, no-store`.

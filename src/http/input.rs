@@ -5,16 +5,18 @@
 //! could send cross-site (`text/plain`, `multipart/form-data`, no type) is
 //! read as an empty form, so it fails the form's CSRF check: a cross-site
 //! page cannot forge a JSON login. Other types are 415.
+//!
+//! Handlers get a body only through the data guards in [`super::guards`],
+//! which apply the CSRF rule to it.
 
-use rocket::data::{self, Data, FromData, ToByteUnit};
-use rocket::http::{ContentType, Status};
-use rocket::outcome::Outcome;
+use rocket::data::{Data, ToByteUnit};
+use rocket::http::ContentType;
 use rocket::Request;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
-use crate::auth::session::{self, SessionData};
-use crate::error::{msg, ApiError, FieldErrors};
-use crate::response::is_json_type;
+use super::envelope::is_json_type;
+use super::error::ApiError;
+use crate::core::{msg, FieldErrors};
 
 /// Largest body an auth endpoint reads.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -63,21 +65,20 @@ impl Input {
         }
     }
 
-    /// For forms, the CSRF token (body field, or a header) must match the
-    /// session's. JSON bodies pass: their CSRF rules live in the guards.
-    pub fn check_form_csrf(
-        &self,
-        session: Option<&SessionData>,
-        header: Option<&str>,
-    ) -> Result<(), String> {
+    /// A form's `csrf_token` field, if it has a non-empty one.
+    pub fn csrf_field(&self) -> Option<&str> {
         if !self.form {
-            return Ok(());
+            return None;
         }
-        let field = match self.field("csrf_token") {
+        match self.field("csrf_token") {
             Some(Field::Str(s)) if !s.is_empty() => Some(s.as_str()),
             _ => None,
-        };
-        session::check_csrf(session, field.or(header))
+        }
+    }
+
+    /// Reads the body of `req`: JSON object or form, at most [`BODY_LIMIT`].
+    pub async fn read(req: &Request<'_>, data: Data<'_>) -> Result<Input, ApiError> {
+        read(req, data).await
     }
 }
 
@@ -184,21 +185,6 @@ async fn read(req: &Request<'_>, data: Data<'_>) -> Result<Input, ApiError> {
         Kind::EmptyForm => (true, Vec::new()),
     };
     Ok(Input { form, fields })
-}
-
-#[rocket::async_trait]
-impl<'r> FromData<'r> for Input {
-    type Error = ApiError;
-
-    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
-        match read(req, data).await {
-            Ok(input) => Outcome::Success(input),
-            Err(e) => {
-                let status: Status = e.status();
-                Outcome::Error((status, e))
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,6 @@
-//! HTTP routes. Each module exports `routes()`; `lib.rs` only composes.
-
-pub mod api;
-pub mod change;
-pub mod flash;
-pub mod health;
-pub mod login;
-pub mod pages;
-pub mod register;
-pub mod verify;
+//! What the auth pages share: the request context ([`Ctx`]), the answer
+//! type ([`Reply`]: envelope, page or redirect), form state for templates,
+//! and the sign-in answer (session cookie, token, envelope or redirect).
 
 use rocket::http::{CookieJar, Status};
 use rocket::outcome::Outcome;
@@ -17,15 +10,17 @@ use rocket::Request;
 use rocket_dyn_templates::Template;
 use serde_json::{Map, Value};
 
-use crate::auth::guards::{presented_token, user_for_token, AuthUser, Via};
-use crate::auth::session::{self, SessionData};
-use crate::auth::Security;
+use super::cookies;
+use super::credentials::security;
+use super::envelope::{wants_json, Envelope};
+use super::error::ApiError;
+use super::flash::{self, Flash};
+use super::guards::Rejected;
+use super::input::Input;
+use crate::core::session::SessionData;
+use crate::core::validate::is_safe_next;
+use crate::core::{msg, CoreError, FieldErrors, Security};
 use crate::db::User;
-use crate::error::{msg, ApiError, FieldErrors};
-use crate::input::Input;
-use crate::response::{wants_json, Envelope};
-use crate::validate::is_safe_next;
-use flash::Flash;
 
 /// What an auth endpoint answers: an envelope for JSON clients, a page or a
 /// redirect for browsers.
@@ -65,14 +60,10 @@ pub struct Ctx<'r> {
     pub json: bool,
     /// The session cookie's contents, if valid and fresh.
     pub session: Option<SessionData>,
-    /// The CSRF token from a header, if any.
-    pub csrf_header: Option<&'r str>,
     /// `?include_auth_token` was given (presence is enough).
     pub include_token: bool,
     /// `?next=` from the query.
     pub query_next: Option<String>,
-    /// The presented token, if any.
-    token: Option<&'r str>,
     /// The client address (socket peer, or via trusted proxies).
     pub ip: Option<std::net::IpAddr>,
 }
@@ -82,68 +73,28 @@ impl<'r> FromRequest<'r> for Ctx<'r> {
     type Error = std::convert::Infallible;
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
-        let sec = req.rocket().state::<Security>().expect("managed at ignite");
+        let sec = security(req);
         Outcome::Success(Ctx {
             sec,
             cookies: req.cookies(),
             json: wants_json(req),
-            session: session::current(req, &sec.config),
-            csrf_header: session::csrf_from_headers(req),
+            session: cookies::current(req, sec),
             include_token: req.query_fields().any(|f| f.name == "include_auth_token"),
             query_next: req.query_value::<String>("next").and_then(Result::ok),
-            token: presented_token(req),
-            ip: crate::auth::client_ip::client_ip(req, &sec.config.trusted_proxies),
+            ip: super::client_ip::client_ip(req, &sec.config.trusted_proxies),
         })
     }
 }
 
 impl<'r> Ctx<'r> {
-    /// Whether the request presented a token (good or bad).
-    pub fn has_token(&self) -> bool {
-        self.token.is_some()
-    }
-
-    /// The user of the session cookie, if it still names an active user.
-    pub async fn session_user(&self) -> Result<Option<User>, ApiError> {
-        match &self.session {
-            Some(data) => self.sec.session_user(data).await,
-            None => Ok(None),
-        }
-    }
-
-    /// The client address as text, for the tracking columns.
-    pub fn ip_text(&self) -> Option<String> {
-        self.ip.map(|ip| ip.to_string())
-    }
-
-    /// The signed-in user by token or session, for anonymous-only endpoints.
-    pub async fn signed_in_user(&self) -> Result<Option<User>, ApiError> {
-        if let Some(token) = self.token {
-            if let Some(user) = user_for_token(self.sec, token).await? {
-                return Ok(Some(user));
-            }
-        }
-        self.session_user().await
+    /// Counts an auth request from this client address.
+    pub fn check_ip(&self) -> Result<(), ApiError> {
+        Ok(self.sec.check_ip(self.ip)?)
     }
 
     /// A fresh CSRF token for a page (creating an anonymous session if needed).
     pub fn csrf_token(&self) -> String {
-        session::page_csrf(self.cookies, &self.sec.config, self.session.as_ref())
-    }
-
-    /// CSRF for an authenticated form post: only a session-authenticated
-    /// caller needs it (token callers are API clients; JSON bodies were
-    /// checked by the guard).
-    pub fn check_csrf_for(&self, auth: &AuthUser, input: &Input) -> Result<(), String> {
-        match auth.via {
-            Via::Session(_) => self.check_form_csrf(input),
-            Via::Token => Ok(()),
-        }
-    }
-
-    /// For forms: the body's `csrf_token` (or a header) must match the session's.
-    pub fn check_form_csrf(&self, input: &Input) -> Result<(), String> {
-        input.check_form_csrf(self.session.as_ref(), self.csrf_header)
+        cookies::page_csrf(self.cookies, self.sec, self.session.as_ref())
     }
 
     /// The redirect target: the body's `next`, else the query's, validated.
@@ -177,14 +128,8 @@ impl<'r> Ctx<'r> {
         user: &User,
         remember: bool,
     ) -> Result<SessionData, ApiError> {
-        let data = session::start(
-            self.cookies,
-            &self.sec.config,
-            &user.fs_uniquifier,
-            remember,
-            session::now_f64(),
-        );
-        self.sec.record_session(user, &data).await?;
+        let data = self.sec.start_session(user, remember).await?;
+        cookies::set(self.cookies, &self.sec.config, &data);
         Ok(data)
     }
 
@@ -251,6 +196,47 @@ impl FormView {
 }
 
 impl Ctx<'_> {
+    /// The answer to a flow's error on a form: the outcomes a form shows
+    /// (wrong credentials, validation) go next to the fields with the
+    /// status FS gives them (200 for a browser page); the others are
+    /// errors with their own status.
+    pub fn flow_failure(
+        &self,
+        template: &'static str,
+        error: CoreError,
+        values: Map<String, Value>,
+        user: Option<&User>,
+    ) -> Result<Reply, ApiError> {
+        match error.field_errors() {
+            Some(errors) => self.form_failure(template, Status::Ok, errors, values, user),
+            None => Err(error.into()),
+        }
+    }
+
+    /// A body refused by the CSRF rule or unreadable: a browser sees the
+    /// form again (400) with what it typed; a JSON client gets the error.
+    pub fn rejected(
+        &self,
+        template: &'static str,
+        rejected: Rejected,
+        values: impl FnOnce(Option<&Input>) -> Map<String, Value>,
+        user: Option<&User>,
+    ) -> Result<Reply, ApiError> {
+        match rejected.error {
+            ApiError::BadRequest(m) if !self.json => {
+                let values = values(rejected.input.as_ref());
+                self.form_failure(
+                    template,
+                    Status::BadRequest,
+                    FieldErrors::one("", m),
+                    values,
+                    user,
+                )
+            }
+            other => Err(other),
+        }
+    }
+
     /// A failed form submission: JSON clients get the 400 envelope with
     /// `errors`; browsers get `template` again, with the errors next to the
     /// fields and `values` (never passwords) filled back in.
@@ -323,16 +309,4 @@ pub fn render_page(
         },
     );
     Reply::Page(status, page)
-}
-
-/// Every route of the auth server (not the demo API).
-pub fn routes() -> Vec<rocket::Route> {
-    let mut r = Vec::new();
-    r.extend(login::routes());
-    r.extend(register::routes());
-    r.extend(change::routes());
-    r.extend(pages::routes());
-    r.extend(health::routes());
-    r.extend(verify::routes());
-    r
 }

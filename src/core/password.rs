@@ -43,7 +43,7 @@ pub fn char_len(normalized: &str) -> usize {
 /// What is wrong with a new password (register, change, admin), by FS's
 /// rules and messages; `None` when it may be used.
 pub fn new_password_problem(normalized: &str) -> Option<&'static str> {
-    use crate::error::msg;
+    use super::msg;
     match char_len(normalized) {
         0 => Some(msg::PASSWORD_MISSING),
         n if n < MIN_LENGTH => Some(msg::SHORT_PASSWORD),

@@ -1,11 +1,11 @@
 //! Account administration, as `flask users …` / `flask roles …` do it. The
-//! binary's CLI is a thin shell over these; each returns a one-line reason
-//! on failure.
+//! binary's CLI is a thin shell over these; they run the same flows as the
+//! routes (create an account, change a password, rotate) and return a
+//! one-line reason on failure.
 
-use crate::auth::{new_uniquifier, password, Security};
+use super::account::NewAccount;
+use super::{CoreError, Security};
 use crate::db::{Role, User, UserSummary};
-use crate::error::msg;
-use crate::validate::normalize_email;
 
 /// Why an admin command failed: a one-line, operator-readable reason.
 #[derive(Debug, thiserror::Error)]
@@ -16,13 +16,10 @@ pub enum AdminError {
     /// No role has this name.
     #[error("no role named {0:?}")]
     UnknownRole(String),
-    /// The email is already taken (in any letter case).
-    #[error("{0}")]
-    EmailTaken(String),
     /// The role name is taken.
     #[error("a role named {0:?} already exists")]
     RoleExists(String),
-    /// The input breaks a rule (email, password, name).
+    /// The input breaks a rule (email, password, name), or the email is taken.
     #[error("{0}")]
     Invalid(String),
     /// The database or the hasher could not answer.
@@ -36,19 +33,18 @@ impl From<crate::db::DbError> for AdminError {
     }
 }
 
-impl From<password::HashError> for AdminError {
-    fn from(e: password::HashError) -> Self {
-        AdminError::Unavailable(e.to_string())
+impl From<CoreError> for AdminError {
+    fn from(e: CoreError) -> Self {
+        match e.field_errors() {
+            Some(f) => AdminError::Invalid(f.messages().join(" ")),
+            None => AdminError::Unavailable(e.to_string()),
+        }
     }
 }
 
 /// Checks a new password by the register rules and returns it normalised.
 pub fn check_password(raw: &str) -> Result<String, AdminError> {
-    let normalized = password::normalize(raw);
-    match password::new_password_problem(&normalized) {
-        Some(problem) => Err(AdminError::Invalid(problem.into())),
-        None => Ok(normalized),
-    }
+    Ok(super::account::new_password(raw, "password")?)
 }
 
 async fn user(sec: &Security, email: &str) -> Result<User, AdminError> {
@@ -65,37 +61,26 @@ async fn role(sec: &Security, name: &str) -> Result<Role, AdminError> {
         .ok_or_else(|| AdminError::UnknownRole(name.to_owned()))
 }
 
-/// Creates an active user with a password and roles (which must exist).
+/// Creates an active user with a password and roles (which must exist):
+/// the register flow, with the roles in the same transaction.
 pub async fn create_user(
     sec: &Security,
     email: &str,
     raw_password: &str,
     roles: &[String],
 ) -> Result<User, AdminError> {
-    let email = normalize_email(email).ok_or_else(|| AdminError::Invalid(msg::BAD_EMAIL.into()))?;
-    let normalized = check_password(raw_password)?;
     let mut found = Vec::new();
     for name in roles {
         found.push(role(sec, name).await?);
     }
-    if sec.db.user_by_email(&email).await?.is_some() {
-        return Err(AdminError::EmailTaken(msg::email_taken(&email)));
-    }
-    let hash = sec.hasher.hash(&normalized).await?;
-    let user = sec
-        .db
-        .create_user(&email, Some(&hash), &new_uniquifier())
-        .await?
-        .map_err(|_| AdminError::EmailTaken(msg::email_taken(&email)))?;
-    for r in found {
-        sec.db.add_role(user.id, r.id).await?;
-    }
-    tracing::info!(
-        event = "user_created",
-        user_id = user.id,
-        "user created by admin"
-    );
-    Ok(user)
+    Ok(sec
+        .create_account(NewAccount {
+            email,
+            password: raw_password,
+            confirm: None,
+            roles: &found,
+        })
+        .await?)
 }
 
 /// Activates or deactivates a user. Deactivation blocks every session and
@@ -117,32 +102,32 @@ pub async fn reset_access(sec: &Security, email: &str) -> Result<User, AdminErro
     let u = user(sec, email).await?;
     let uid = sec
         .rotate(u.id, None, "reset_access")
-        .await?
-        .ok_or_else(|| AdminError::UnknownUser(email.trim().to_owned()))?;
+        .await
+        .map_err(|e| match e {
+            CoreError::NoSuchUser => AdminError::UnknownUser(email.trim().to_owned()),
+            e => e.into(),
+        })?;
     Ok(User {
         fs_uniquifier: uid,
         ..u
     })
 }
 
-/// Sets a new password; like a user's own change, it rotates fs_uniquifier.
+/// Sets a new password: the user's own change flow without the old
+/// password; it rotates fs_uniquifier.
 pub async fn change_password(
     sec: &Security,
     email: &str,
     raw_password: &str,
 ) -> Result<User, AdminError> {
-    let normalized = check_password(raw_password)?;
+    check_password(raw_password)?;
     let u = user(sec, email).await?;
-    let hash = sec.hasher.hash(&normalized).await?;
-    let uid = sec
-        .rotate(u.id, Some(&hash), "admin_password_change")
-        .await?
-        .ok_or_else(|| AdminError::UnknownUser(email.trim().to_owned()))?;
-    Ok(User {
-        fs_uniquifier: uid,
-        password: Some(hash),
-        ..u
-    })
+    sec.change_password(&u, None, raw_password, None, "admin_password_change")
+        .await
+        .map_err(|e| match e {
+            CoreError::NoSuchUser => AdminError::UnknownUser(email.trim().to_owned()),
+            e => e.into(),
+        })
 }
 
 /// Every user with their roles.

@@ -1,6 +1,7 @@
-//! One error type for the whole app. The message a client sees is separate
-//! from the cause that is logged; database errors never leak and never turn
-//! into a 401 or a "not found".
+//! The HTTP error: every failure a request can end in, and the one place
+//! where core errors become a status, an envelope or a page. The message a
+//! client sees is separate from the cause that is logged; database errors
+//! never leak and never turn into a 401 or a "not found".
 
 use rocket::http::Status;
 use rocket::response::{self, Redirect, Responder};
@@ -8,81 +9,8 @@ use rocket::{catch, Request};
 use rocket_dyn_templates::{context, Template};
 use serde_json::{Map, Value};
 
-use crate::response::{wants_json, Envelope};
-
-/// Exact FS message texts (WIRE.md §1).
-pub mod msg {
-    #![allow(missing_docs)]
-    pub const UNAUTHENTICATED: &str = "You must sign in to view this resource.";
-    pub const UNAUTHORIZED: &str = "You do not have permission to view this resource.";
-    pub const LOGIN_FAILED: &str = "Authentication failed - identity or password/passcode invalid";
-    pub const EMAIL_MISSING: &str = "Email not provided";
-    pub const PASSWORD_MISSING: &str = "Password not provided";
-    pub const BAD_EMAIL: &str = "Invalid email address";
-    pub const SHORT_PASSWORD: &str = "Password must be at least 8 characters";
-    pub const LONG_PASSWORD: &str = "Password must be at most 128 characters";
-    pub const CONFIRM_MISMATCH: &str = "Passwords do not match";
-    pub const SAME_PASSWORD: &str =
-        "Your new password must be different than your previous password.";
-    pub const WRONG_PASSWORD: &str = "Invalid password";
-    pub const DISABLED: &str = "Account is disabled.";
-    pub const TWO_FACTOR_UNSUPPORTED: &str =
-        "This account requires two-factor sign-in, which this server does not offer yet.";
-    pub const ANONYMOUS_ONLY: &str = "You can only access this endpoint when not logged in.";
-    pub const NOT_A_STRING: &str = "Input not appropriate for requested API";
-    pub const BAD_REDIRECT: &str = "Redirections outside the domain are forbidden";
-    pub const CSRF_MISSING: &str = "The CSRF token is missing.";
-    pub const CSRF_INVALID: &str = "The CSRF token is invalid.";
-    pub fn email_taken(email: &str) -> String {
-        format!("{email} is already associated with an account.")
-    }
-}
-
-/// Validation errors in field order; the field `""` is form-level.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldErrors(pub Vec<(String, String)>);
-
-impl FieldErrors {
-    /// Adds an error for `field`.
-    pub fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.0.push((field.to_owned(), message.into()));
-    }
-
-    /// One error.
-    pub fn one(field: &str, message: impl Into<String>) -> Self {
-        let mut e = FieldErrors::default();
-        e.add(field, message);
-        e
-    }
-
-    /// No errors at all.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Whether `field` has an error.
-    pub fn has(&self, field: &str) -> bool {
-        self.0.iter().any(|(f, _)| f == field)
-    }
-
-    /// `field -> [messages]`, for templates and `response.field_errors`.
-    pub fn by_field(&self) -> Map<String, Value> {
-        let mut map = Map::new();
-        for (f, m) in &self.0 {
-            map.entry(f.clone())
-                .or_insert_with(|| Value::Array(Vec::new()))
-                .as_array_mut()
-                .expect("array")
-                .push(Value::from(m.clone()));
-        }
-        map
-    }
-
-    /// The flat list of messages, in field order.
-    pub fn messages(&self) -> Vec<String> {
-        self.0.iter().map(|(_, m)| m.clone()).collect()
-    }
-}
+use super::envelope::{wants_json, Envelope};
+use crate::core::{msg, CoreError, FieldErrors};
 
 /// Everything that can go wrong in a request.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -103,6 +31,10 @@ pub enum ApiError {
     /// 403: authenticated, but a role or permission is missing.
     #[error("forbidden")]
     Forbidden,
+    /// 403: an unsafe request authenticated by the session cookie came from
+    /// another site (Origin or Sec-Fetch-Site).
+    #[error("cross-site request")]
+    CrossSite,
     /// 404.
     #[error("not found")]
     NotFound,
@@ -130,18 +62,26 @@ pub enum ApiError {
     Internal(String),
 }
 
-impl From<crate::db::DbError> for ApiError {
-    fn from(e: crate::db::DbError) -> Self {
-        ApiError::Unavailable(e.to_string())
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        if let Some(fields) = e.field_errors() {
+            return ApiError::Validation(fields);
+        }
+        match e {
+            CoreError::Throttled(s) => ApiError::TooManyRequests(s),
+            CoreError::Busy => ApiError::Busy,
+            CoreError::Unavailable(c) => ApiError::Unavailable(c),
+            CoreError::NoSuchUser => ApiError::Unauthenticated { basic: false },
+            CoreError::Internal(c) => ApiError::Internal(c),
+            // Those with field errors were answered above.
+            other => ApiError::Internal(format!("unmapped core error {other:?}")),
+        }
     }
 }
 
-impl From<crate::auth::password::HashError> for ApiError {
-    fn from(e: crate::auth::password::HashError) -> Self {
-        match e {
-            crate::auth::password::HashError::Busy => ApiError::Busy,
-            crate::auth::password::HashError::Internal(c) => ApiError::Internal(c),
-        }
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
+        CoreError::from(e).into()
     }
 }
 
@@ -151,7 +91,7 @@ impl ApiError {
         match self {
             ApiError::Validation(_) | ApiError::BadRequest(_) => Status::BadRequest,
             ApiError::Unauthenticated { .. } => Status::Unauthorized,
-            ApiError::Forbidden => Status::Forbidden,
+            ApiError::Forbidden | ApiError::CrossSite => Status::Forbidden,
             ApiError::NotFound => Status::NotFound,
             ApiError::MethodNotAllowed => Status::MethodNotAllowed,
             ApiError::PayloadTooLarge => Status::PayloadTooLarge,
@@ -169,6 +109,7 @@ impl ApiError {
             ApiError::BadRequest(m) => m.clone(),
             ApiError::Unauthenticated { .. } => msg::UNAUTHENTICATED.into(),
             ApiError::Forbidden => msg::UNAUTHORIZED.into(),
+            ApiError::CrossSite => msg::CROSS_SITE.into(),
             ApiError::NotFound => "Not found.".into(),
             ApiError::MethodNotAllowed => "Method not allowed.".into(),
             ApiError::PayloadTooLarge => "Request body is too large.".into(),

@@ -3,8 +3,8 @@
 use rocket::serde::json::{json, Json, Value};
 use rocket::{get, routes, State};
 
-use crate::auth::Security;
-use crate::error::ApiError;
+use super::error::ApiError;
+use crate::core::Security;
 
 /// The process is up and serving. Never touches the database, so a
 /// database outage does not get healthy instances restarted.

@@ -37,7 +37,7 @@ fn stamp<'r>(req: &'r Request<'_>) -> &'r Stamp {
             .headers()
             .get_one(REQUEST_ID)
             .and_then(sanitize)
-            .map_or_else(crate::auth::random_hex::<8>, str::to_owned),
+            .map_or_else(crate::core::random_hex::<8>, str::to_owned),
         start: Instant::now(),
     })
 }

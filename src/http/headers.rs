@@ -4,7 +4,7 @@ use rocket::fairing::{Fairing, Info, Kind};
 use rocket::http::Header;
 use rocket::{Request, Response};
 
-use crate::auth::Security;
+use crate::core::Security;
 
 /// No inline script or style anywhere, so the pages work under this policy
 /// and an injected `<script>` does not run.

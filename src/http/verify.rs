@@ -8,13 +8,12 @@ use rocket::http::Status;
 use rocket::{get, post, routes};
 use serde_json::{Map, Value};
 
+use super::error::ApiError;
 use super::flash::Flash;
-use super::{render_page, Ctx, FormView, Reply};
-use crate::auth::guards::{AuthUser, Via};
-use crate::auth::{password, session_hash};
+use super::guards::{AuthUser, AuthedSubmission, Rejected};
+use super::page::{render_page, Ctx, FormView, Reply};
+use crate::core::FieldErrors;
 use crate::db::User;
-use crate::error::{msg, ApiError, FieldErrors};
-use crate::input::Input;
 use crate::obj;
 
 #[get("/verify")]
@@ -22,54 +21,22 @@ fn verify_page(ctx: Ctx<'_>, auth: AuthUser) -> Reply {
     ctx.form_page("verify", Some(&auth.user))
 }
 
-#[post("/verify", data = "<input>")]
-async fn verify(
-    ctx: Ctx<'_>,
-    auth: AuthUser,
-    input: Result<Input, ApiError>,
-) -> Result<Reply, ApiError> {
-    ctx.sec.check_ip(ctx.ip)?;
-    let input = input?;
-    let failed =
-        |status, errors| ctx.form_failure("verify", status, errors, obj! {}, Some(&auth.user));
-    if let Err(m) = ctx.check_csrf_for(&auth, &input) {
-        return failed(Status::BadRequest, FieldErrors::one("", m));
-    }
-    let current = password::normalize(input.text("password")?);
+#[post("/verify", data = "<sub>")]
+async fn verify(ctx: Ctx<'_>, sub: Result<AuthedSubmission, Rejected>) -> Result<Reply, ApiError> {
+    ctx.check_ip()?;
+    let AuthedSubmission { input, auth } = sub.map_err(|r| r.error)?;
+    let password = input.text("password")?;
     let next = ctx.next(&input)?;
-    if current.is_empty() {
-        return failed(
-            Status::Ok,
-            FieldErrors::one("password", msg::PASSWORD_MISSING),
-        );
+    if let Err(e) = ctx.sec.verify(&auth.user, password).await {
+        return ctx.flow_failure("verify", e, obj! {}, Some(&auth.user));
     }
-    if !ctx.sec.confirm_password(&auth.user, &current).await? {
-        tracing::info!(
-            event = "verify",
-            outcome = "failed",
-            user_id = auth.user.id,
-            "re-authentication refused"
-        );
-        return failed(
-            Status::Ok,
-            FieldErrors::one("password", msg::WRONG_PASSWORD),
-        );
-    }
-    tracing::info!(
-        event = "verify",
-        outcome = "ok",
-        user_id = auth.user.id,
-        "re-authenticated"
-    );
     // A fresh primary authentication: the old session gives way to a new one.
-    let remember = match &auth.via {
-        Via::Session(old) => {
-            if let Some(sid) = old.sid.as_deref() {
-                ctx.sec.db.delete_session(&session_hash(sid)).await?;
-            }
+    let remember = match auth.session() {
+        Some(old) => {
+            ctx.sec.end_session(old).await?;
             old.rem
         }
-        Via::Token => false,
+        None => false,
     };
     if ctx.json || !ctx.include_token {
         return ctx

@@ -4,8 +4,10 @@ use rocket::http::{Method, Status};
 use rocket::request::{self, FromRequest};
 use rocket::{get, routes, Request};
 
-use super::{render, Ctx, FormView, Reply};
-use crate::error::{ApiError, FieldErrors};
+use super::error::ApiError;
+use super::guards::MaybeUser;
+use super::page::{render, Ctx, FormView, Reply};
+use crate::core::FieldErrors;
 use crate::obj;
 
 /// Whether the app mounts the SPA demo (the binary does; an embedding app
@@ -26,8 +28,8 @@ impl<'r> FromRequest<'r> for DemoMounted {
 }
 
 #[get("/")]
-async fn home(ctx: Ctx<'_>, demo: DemoMounted) -> Result<Reply, ApiError> {
-    let user = ctx.session_user().await?;
+async fn home(ctx: Ctx<'_>, who: MaybeUser, demo: DemoMounted) -> Result<Reply, ApiError> {
+    let user = who.0.filter(|a| a.session().is_some()).map(|a| a.user);
     let values = obj! { "demo" => demo.0 };
     Ok(render(
         &ctx,

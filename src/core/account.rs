@@ -1,0 +1,153 @@
+//! Accounts: create one (register, and the admin CLI), change its password
+//! (the user, and the admin CLI), sign out everywhere. The routes and the
+//! CLI share these flows, so they share their rules.
+
+use std::net::IpAddr;
+
+use super::validate::normalize_email;
+use super::{msg, new_uniquifier, password, CoreError, FieldErrors, Security};
+use crate::db::{Role, User};
+
+/// What a new account is made of.
+pub struct NewAccount<'a> {
+    /// The email as typed.
+    pub email: &'a str,
+    /// The password as typed.
+    pub password: &'a str,
+    /// The confirmation as typed (`None` where nobody typed one: the CLI
+    /// prompts twice itself).
+    pub confirm: Option<&'a str>,
+    /// Roles to give the account, in the same transaction.
+    pub roles: &'a [Role],
+}
+
+/// Checks a new password by FS's rules; returns it NFKD-normalised.
+pub fn new_password(raw: &str, field: &str) -> Result<String, CoreError> {
+    let normalized = password::normalize(raw);
+    match password::new_password_problem(&normalized) {
+        Some(problem) => Err(CoreError::Validation(FieldErrors::one(field, problem))),
+        None => Ok(normalized),
+    }
+}
+
+impl Security {
+    /// Creates an active account: the email and password rules, then one
+    /// hash, then the user and its roles in one transaction. A taken email
+    /// (in any letter case, also when two requests race) is a validation
+    /// error on `email`.
+    pub async fn create_account(&self, new: NewAccount<'_>) -> Result<User, CoreError> {
+        let mut errors = FieldErrors::default();
+        let email = if new.email.trim().is_empty() {
+            errors.add("email", msg::EMAIL_MISSING);
+            None
+        } else {
+            let e = normalize_email(new.email);
+            if e.is_none() {
+                errors.add("email", msg::BAD_EMAIL);
+            }
+            e
+        };
+        let normalized = password::normalize(new.password);
+        if let Some(problem) = password::new_password_problem(&normalized) {
+            errors.add("password", problem);
+        }
+        if let Some(confirm) = new.confirm {
+            if password::normalize(confirm) != normalized {
+                errors.add("password_confirm", msg::CONFIRM_MISMATCH);
+            }
+        }
+        let Some(email) = email.filter(|_| errors.is_empty()) else {
+            return Err(CoreError::Validation(errors));
+        };
+        self.throttle(&format!("reg:{}", email.to_lowercase()))
+            .await?;
+        let taken = || CoreError::Validation(FieldErrors::one("email", msg::email_taken(&email)));
+        // Cheap check first so an obvious duplicate costs no hash; the unique
+        // index still decides races.
+        if self.db.user_by_email(&email).await?.is_some() {
+            return Err(taken());
+        }
+        let hash = self.hasher.hash(&normalized).await?;
+        let role_ids: Vec<i32> = new.roles.iter().map(|r| r.id).collect();
+        let user = self
+            .db
+            .create_user(&email, Some(&hash), &new_uniquifier(), &role_ids)
+            .await?
+            .map_err(|_| taken())?;
+        tracing::info!(
+            event = "user_created",
+            user_id = user.id,
+            roles = role_ids.len(),
+            "account created"
+        );
+        Ok(user)
+    }
+
+    /// The register flow: a new account, signed in at once (tracked). The
+    /// caller starts the session.
+    pub async fn register(
+        &self,
+        new: NewAccount<'_>,
+        ip: Option<IpAddr>,
+    ) -> Result<User, CoreError> {
+        let user = self.create_account(new).await?;
+        self.record_login(&user, ip).await?;
+        tracing::info!(
+            event = "register",
+            outcome = "ok",
+            user_id = user.id,
+            "registered and signed in"
+        );
+        Ok(user)
+    }
+
+    /// Sets a new password and rotates fs_uniquifier in one statement, so
+    /// every session and token of the user dies. With `current`, the user
+    /// proves the old password first (throttled) and the new one must
+    /// differ; the admin CLI passes `None`. With `confirm`, it must match.
+    /// Returns the user as stored now.
+    pub async fn change_password(
+        &self,
+        user: &User,
+        current: Option<&str>,
+        new: &str,
+        confirm: Option<&str>,
+        reason: &'static str,
+    ) -> Result<User, CoreError> {
+        let new = password::normalize(new);
+        let mut errors = FieldErrors::default();
+        if current.is_some_and(|c| password::normalize(c).is_empty()) {
+            errors.add("password", msg::PASSWORD_MISSING);
+        }
+        if let Some(problem) = password::new_password_problem(&new) {
+            errors.add("new_password", problem);
+        }
+        if confirm.is_some_and(|c| password::normalize(c) != new) {
+            errors.add("new_password_confirm", msg::CONFIRM_MISMATCH);
+        }
+        errors.into_result()?;
+        if let Some(current) = current {
+            let current = password::normalize(current);
+            self.confirm_password(user, &current).await?;
+            if new == current {
+                return Err(CoreError::Validation(FieldErrors::one(
+                    "new_password",
+                    msg::SAME_PASSWORD,
+                )));
+            }
+        }
+        let hash = self.hasher.hash(&new).await?;
+        let uid = self.rotate(user.id, Some(&hash), reason).await?;
+        Ok(User {
+            password: Some(hash),
+            fs_uniquifier: uid,
+            ..user.clone()
+        })
+    }
+
+    /// Sign out everywhere: every session and token of the user dies.
+    pub async fn sign_out_everywhere(&self, user: &User) -> Result<(), CoreError> {
+        self.rotate(user.id, None, "logout_everywhere").await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,48 @@
+//! `/change`: change the password (the core's flow); rotates fs_uniquifier.
+
+use rocket::{get, post, routes};
+
+use super::error::ApiError;
+use super::flash::Flash;
+use super::guards::{AuthUser, AuthedSubmission, Rejected};
+use super::page::{Ctx, Reply};
+use crate::obj;
+
+#[get("/change")]
+fn change_page(ctx: Ctx<'_>, auth: AuthUser) -> Reply {
+    ctx.form_page("change", Some(&auth.user))
+}
+
+#[post("/change", data = "<sub>")]
+async fn change(ctx: Ctx<'_>, sub: Result<AuthedSubmission, Rejected>) -> Result<Reply, ApiError> {
+    ctx.check_ip()?;
+    let AuthedSubmission { input, auth } = sub.map_err(|r| r.error)?;
+    let changed = ctx
+        .sec
+        .change_password(
+            &auth.user,
+            Some(input.text("password")?),
+            input.text("new_password")?,
+            Some(input.text("new_password_confirm")?),
+            "password_change",
+        )
+        .await;
+    let user = match changed {
+        Ok(user) => user,
+        Err(e) => return ctx.flow_failure("change", e, obj! {}, Some(&auth.user)),
+    };
+    let remember = auth.session().is_some_and(|s| s.rem);
+    ctx.signed_in(
+        &user,
+        remember,
+        "/",
+        serde_json::Map::new(),
+        Flash::PasswordChanged,
+    )
+    .await
+}
+
+/// The routes of this module.
+pub fn routes() -> Vec<rocket::Route> {
+    routes![change_page, change]
+}

@@ -1,0 +1,86 @@
+//! The browser session's cookies: a Rocket private (encrypted and
+//! authenticated) cookie holding the core's [`SessionData`], and the
+//! script-readable `XSRF-TOKEN` cookie with its CSRF token. Lifetimes are
+//! enforced on the server too, not only by the browser.
+
+use rocket::http::{Cookie, CookieJar, SameSite};
+use rocket::time::Duration;
+use rocket::Request;
+
+use crate::config::SecurityConfig;
+use crate::core::session::SessionData;
+use crate::core::Security;
+
+/// Name of the script-readable cookie carrying the CSRF token.
+pub const XSRF_COOKIE: &str = "XSRF-TOKEN";
+
+/// The session of this request, read once (cached for the request).
+/// Expired, undecryptable or malformed cookies read as no session.
+pub fn current(req: &Request<'_>, sec: &Security) -> Option<SessionData> {
+    req.local_cache(|| {
+        let cookie = req
+            .cookies()
+            .get_private(sec.config.session_cookie_name())?;
+        let data: SessionData = serde_json::from_str(cookie.value()).ok()?;
+        data.is_fresh(&sec.config, sec.now()).then_some(data)
+    })
+    .clone()
+}
+
+/// Whether the request carries a session cookie at all (valid or not).
+pub fn has_session_cookie(req: &Request<'_>, cfg: &SecurityConfig) -> bool {
+    req.cookies().get(cfg.session_cookie_name()).is_some()
+}
+
+/// Writes the session cookies for `data`.
+pub fn set(cookies: &CookieJar<'_>, cfg: &SecurityConfig, data: &SessionData) {
+    let value = serde_json::to_string(data).expect("session serializes");
+    let mut session = Cookie::build((cfg.session_cookie_name(), value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(cfg.cookie_secure);
+    session = if data.rem {
+        session.max_age(Duration::seconds(cfg.remember_max_age as i64))
+    } else {
+        // Ends with the browser session; the server also enforces session_max_age.
+        session.expires(rocket::http::private::cookie::Expiration::Session)
+    };
+    cookies.add_private(session);
+    set_xsrf_cookie(cookies, cfg, data);
+}
+
+/// The session's CSRF token, readable by the page's scripts.
+fn set_xsrf_cookie(cookies: &CookieJar<'_>, cfg: &SecurityConfig, data: &SessionData) {
+    let mut xsrf = Cookie::build((XSRF_COOKIE, data.csrf.clone()))
+        .path("/")
+        .http_only(false)
+        .same_site(SameSite::Strict)
+        .secure(cfg.cookie_secure);
+    if data.rem {
+        xsrf = xsrf.max_age(Duration::seconds(cfg.remember_max_age as i64));
+    }
+    cookies.add(xsrf);
+}
+
+/// The CSRF token for a page or `GET /login`: the current session's, or a
+/// new anonymous session's. A standing session's cookie is left alone (so a
+/// failed sign-in answers with no cookie at all); only a missing or stale
+/// XSRF-TOKEN cookie is put back.
+pub fn page_csrf(cookies: &CookieJar<'_>, sec: &Security, current: Option<&SessionData>) -> String {
+    if let Some(data) = current {
+        if cookies.get(XSRF_COOKIE).map(|c| c.value()) != Some(data.csrf.as_str()) {
+            set_xsrf_cookie(cookies, &sec.config, data);
+        }
+        return data.csrf.clone();
+    }
+    let data = sec.anonymous_session();
+    set(cookies, &sec.config, &data);
+    data.csrf
+}
+
+/// Ends the session in this browser: both cookies are removed.
+pub fn end(cookies: &CookieJar<'_>, cfg: &SecurityConfig) {
+    cookies.remove_private(Cookie::build(cfg.session_cookie_name()).path("/"));
+    cookies.remove(Cookie::build(XSRF_COOKIE).path("/"));
+}

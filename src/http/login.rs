@@ -1,0 +1,141 @@
+//! `/login`, `/logout`, `/logout-everywhere`: thin adapters over the core's
+//! sign-in, sign-out and rotation flows.
+
+use rocket::{get, post, routes};
+use serde_json::Map;
+
+use super::cookies;
+use super::envelope::Envelope;
+use super::error::ApiError;
+use super::flash::Flash;
+use super::guards::{AuthedSubmission, MaybeUser, Rejected, Submission};
+use super::input::Input;
+use super::page::{Ctx, Reply};
+use crate::core::{msg, CoreError, FieldErrors};
+use crate::obj;
+
+/// What the login form shows again after a failure (never the password).
+fn login_values(input: Option<&Input>) -> serde_json::Map<String, serde_json::Value> {
+    let text = |k| input.and_then(|i| i.text(k).ok()).unwrap_or_default();
+    obj! {
+        "email" => text("email"),
+        "next" => text("next"),
+        "remember" => input.is_some_and(Input::remember),
+    }
+}
+
+#[get("/login")]
+async fn login_page(ctx: Ctx<'_>, who: MaybeUser) -> Result<Reply, ApiError> {
+    let user = who.0.filter(|a| a.session().is_some()).map(|a| a.user);
+    if ctx.json {
+        // Never a token here: tokens only come from a successful POST.
+        let mut response = obj! {
+            "csrf_token" => ctx.csrf_token(),
+            "identity_attributes" => ["email"],
+        };
+        if user.is_some() {
+            response.insert("user".into(), serde_json::Value::Object(Map::new()));
+        }
+        return Ok(Reply::Json(Envelope::ok(response)));
+    }
+    Ok(ctx.form_page("login", user.as_ref()))
+}
+
+#[post("/login", data = "<sub>")]
+async fn login(ctx: Ctx<'_>, sub: Result<Submission, Rejected>) -> Result<Reply, ApiError> {
+    ctx.check_ip()?;
+    let input = match sub {
+        Ok(sub) => sub.input,
+        Err(r) => return ctx.rejected("login", r, login_values, None),
+    };
+    let email = input.text("email")?;
+    let password = input.text("password")?;
+    let next = ctx.next(&input)?;
+    let mut errors = FieldErrors::default();
+    if email.trim().is_empty() {
+        errors.add("email", msg::EMAIL_MISSING);
+    }
+    if password.is_empty() {
+        errors.add("password", msg::PASSWORD_MISSING);
+    }
+    let outcome = match errors.into_result() {
+        Ok(()) => ctx.sec.sign_in(email, password, ctx.ip).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(user) => {
+            ctx.signed_in(
+                &user,
+                input.remember(),
+                &next,
+                obj! { "tf_required" => false },
+                Flash::SignedIn,
+            )
+            .await
+        }
+        Err(e) => ctx.flow_failure("login", e, login_values(Some(&input)), None),
+    }
+}
+
+/// Ends the session in this browser. A signed-in session must prove the
+/// request is its own (the CSRF rule of the data guard).
+#[post("/logout", data = "<sub>")]
+async fn logout(ctx: Ctx<'_>, sub: Result<Submission, Rejected>) -> Result<Reply, ApiError> {
+    // Only the CSRF rule matters here: whoever the caller is, this
+    // browser's session ends.
+    sub.map_err(|r| r.error)?;
+    if let Some(data) = &ctx.session {
+        ctx.sec.sign_out(data).await?;
+    }
+    cookies::end(ctx.cookies, &ctx.sec.config);
+    if ctx.json {
+        Ok(Reply::Json(Envelope::ok(Map::new())))
+    } else {
+        Ok(ctx.redirect("/", Flash::SignedOut))
+    }
+}
+
+/// gatehouse: rotates fs_uniquifier, so every session and token of the user
+/// dies at once, this one included.
+#[post("/logout-everywhere", data = "<sub>")]
+async fn logout_everywhere(
+    ctx: Ctx<'_>,
+    sub: Result<AuthedSubmission, Rejected>,
+) -> Result<Reply, ApiError> {
+    let sub = sub.map_err(|r| r.error)?;
+    ctx.sec
+        .sign_out_everywhere(&sub.auth.user)
+        .await
+        .map_err(|e| match e {
+            CoreError::NoSuchUser => ApiError::Unauthenticated { basic: false },
+            e => e.into(),
+        })?;
+    cookies::end(ctx.cookies, &ctx.sec.config);
+    if ctx.json {
+        Ok(Reply::Json(Envelope::ok(Map::new())))
+    } else {
+        Ok(ctx.redirect("/login", Flash::SignedOutEverywhere))
+    }
+}
+
+#[get("/logout")]
+fn logout_get() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+#[get("/logout-everywhere")]
+fn logout_everywhere_get() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+/// The routes of this module.
+pub fn routes() -> Vec<rocket::Route> {
+    routes![
+        login_page,
+        login,
+        logout,
+        logout_get,
+        logout_everywhere,
+        logout_everywhere_get
+    ]
+}

@@ -1,0 +1,167 @@
+//! The Rocket adapters: guards (who is asking, and the CSRF rule), thin
+//! handlers over the core's flows, the one mapping of errors to status and
+//! envelope or page, templates, fairings. [`rocket`] composes them into the
+//! auth server.
+
+pub mod change;
+pub mod client_ip;
+pub mod cookies;
+pub mod credentials;
+pub mod envelope;
+pub mod error;
+pub mod flash;
+pub mod guards;
+pub mod headers;
+pub mod health;
+pub mod input;
+pub mod logging;
+pub mod login;
+pub mod page;
+pub mod pages;
+pub mod register;
+pub mod verify;
+
+use std::sync::Arc;
+
+use rocket::fairing::AdHoc;
+use rocket::figment::Figment;
+use rocket::fs::FileServer;
+use rocket::{catchers, Build, Rocket};
+use rocket_dyn_templates::Template;
+
+use crate::config::{ConfigError, DatabaseConfig, SecurityConfig};
+use crate::core::{Security, SharedClock, SystemClock};
+use crate::db::Db;
+
+/// Why the server cannot start: one operator-readable line.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database cannot be opened.
+    #[error("cannot open database {url}: {cause}")]
+    Open {
+        /// The URL, password redacted.
+        url: String,
+        /// Why.
+        cause: sqlx::Error,
+    },
+    /// The migrations failed.
+    #[error("cannot migrate database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Reads the configuration, opens and migrates the database, and builds the
+/// core, on the given clock.
+pub async fn build_state(figment: &Figment, clock: SharedClock) -> Result<Security, StartError> {
+    let config = SecurityConfig::from_figment(figment)?;
+    let db_config = DatabaseConfig::from_figment(figment)?;
+    let db = Db::connect(&db_config)
+        .await
+        .map_err(|cause| StartError::Open {
+            url: crate::config::redact_url(&db_config.url),
+            cause,
+        })?;
+    db.migrate().await?;
+    Ok(Security::new(config, db, clock)?)
+}
+
+/// The fairing that builds [`Security`] at ignite (failing ignite, with the
+/// reason logged, on a bad configuration) and runs housekeeping in the
+/// background until shutdown.
+///
+/// The pool is not closed by a shutdown fairing: Rocket runs those at the
+/// start of shutdown, while in-flight requests still need the database.
+/// Close it once `launch()` has returned (see [`close`]).
+pub fn fairing(clock: SharedClock) -> AdHoc {
+    AdHoc::try_on_ignite("gatehouse", |rocket| async move {
+        match build_state(rocket.figment(), clock).await {
+            Ok(state) => {
+                tracing::info!(backend = state.db.backend(), "gatehouse ready");
+                Ok(rocket.manage(state).attach(housekeeping()))
+            }
+            Err(reason) => {
+                tracing::error!("gatehouse cannot start: {reason}");
+                Err(rocket)
+            }
+        }
+    })
+}
+
+/// Purges expired sessions and throttle rows every
+/// `security.housekeeping_interval` seconds, off the request path.
+fn housekeeping() -> AdHoc {
+    AdHoc::on_liftoff("housekeeping", |rocket| {
+        Box::pin(async move {
+            let Some(sec) = rocket.state::<Security>() else {
+                return;
+            };
+            let (db, clock) = (sec.db.clone(), Arc::clone(&sec.clock));
+            let window = sec.config.account_window;
+            let every = std::time::Duration::from_secs(sec.config.housekeeping_interval);
+            let shutdown = rocket.shutdown();
+            tokio::spawn(async move {
+                tokio::pin!(shutdown);
+                loop {
+                    tokio::select! {
+                        _ = &mut shutdown => return,
+                        _ = tokio::time::sleep(every) => {}
+                    }
+                    match crate::core::housekeeping(&db, clock.unix(), window).await {
+                        Ok((sessions, throttle)) => {
+                            tracing::debug!(sessions, throttle, "housekeeping: expired rows purged")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "housekeeping failed; will retry"),
+                    }
+                }
+            });
+        })
+    })
+}
+
+/// Closes the database pool of a Rocket that has finished serving (after
+/// `launch()` returned, so every in-flight request had its grace period).
+pub async fn close<P: rocket::Phase>(rocket: &Rocket<P>) {
+    if let Some(sec) = rocket.state::<Security>() {
+        sec.db.close().await;
+    }
+}
+
+/// Where the static files are (`static_dir`, by default `static`); managed.
+pub struct StaticDir(pub std::path::PathBuf);
+
+/// The full auth server on the system clock: state, templates, auth routes,
+/// static files and the catcher. Mount your own routes on it.
+pub fn rocket(figment: Figment) -> Rocket<Build> {
+    rocket_with_clock(figment, Arc::new(SystemClock))
+}
+
+/// [`rocket`] on a given clock (tests move a [`crate::core::ManualClock`]).
+pub fn rocket_with_clock(figment: Figment, clock: SharedClock) -> Rocket<Build> {
+    let static_dir: std::path::PathBuf = figment
+        .extract_inner::<String>("static_dir")
+        .unwrap_or_else(|_| "static".into())
+        .into();
+    rocket::custom(figment)
+        .attach(fairing(clock))
+        .attach(logging::RequestLog)
+        .attach(headers::SecurityHeaders)
+        .attach(Template::fairing())
+        .mount("/", routes())
+        .mount("/static", FileServer::from(&static_dir))
+        .manage(StaticDir(static_dir))
+        .register("/", catchers![error::default_catcher])
+}
+
+/// Every route of the auth server.
+pub fn routes() -> Vec<rocket::Route> {
+    let mut r = Vec::new();
+    r.extend(login::routes());
+    r.extend(register::routes());
+    r.extend(change::routes());
+    r.extend(pages::routes());
+    r.extend(health::routes());
+    r.extend(verify::routes());
+    r
+}

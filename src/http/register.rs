@@ -1,0 +1,77 @@
+//! `/register`: create an account and sign in at once (the core's register
+//! flow, shared with the admin CLI).
+
+use rocket::{get, post, routes};
+
+use super::error::ApiError;
+use super::flash::Flash;
+use super::guards::{MaybeUser, Rejected, Submission};
+use super::input::Input;
+use super::page::{Ctx, Reply};
+use crate::core::account::NewAccount;
+use crate::core::msg;
+use crate::obj;
+
+/// What the register form shows again after a failure (never passwords).
+fn register_values(input: Option<&Input>) -> serde_json::Map<String, serde_json::Value> {
+    let text = |k| input.and_then(|i| i.text(k).ok()).unwrap_or_default();
+    obj! {
+        "email" => text("email"),
+        "next" => text("next"),
+    }
+}
+
+#[get("/register")]
+async fn register_page(ctx: Ctx<'_>, who: MaybeUser) -> Result<Reply, ApiError> {
+    if !ctx.sec.config.registerable {
+        return Err(ApiError::NotFound);
+    }
+    if who.0.is_some() {
+        if ctx.json {
+            return Err(ApiError::BadRequest(msg::ANONYMOUS_ONLY.into()));
+        }
+        return Ok(Reply::Redirect("/".into()));
+    }
+    Ok(ctx.form_page("register", None))
+}
+
+#[post("/register", data = "<sub>")]
+async fn register(ctx: Ctx<'_>, sub: Result<Submission, Rejected>) -> Result<Reply, ApiError> {
+    if !ctx.sec.config.registerable {
+        return Err(ApiError::NotFound);
+    }
+    ctx.check_ip()?;
+    let sub = match sub {
+        Ok(sub) => sub,
+        Err(r) => return ctx.rejected("register", r, register_values, None),
+    };
+    if sub.auth.is_some() {
+        return Err(ApiError::BadRequest(msg::ANONYMOUS_ONLY.into()));
+    }
+    let input = sub.input;
+    let new = NewAccount {
+        email: input.text("email")?,
+        password: input.text("password")?,
+        confirm: Some(input.text("password_confirm")?),
+        roles: &[],
+    };
+    let next = ctx.next(&input)?;
+    match ctx.sec.register(new, ctx.ip).await {
+        Ok(user) => {
+            ctx.signed_in(
+                &user,
+                false,
+                &next,
+                serde_json::Map::new(),
+                Flash::Registered,
+            )
+            .await
+        }
+        Err(e) => ctx.flow_failure("register", e, register_values(Some(&input)), None),
+    }
+}
+
+/// The routes of this module.
+pub fn routes() -> Vec<rocket::Route> {
+    routes![register_page, register]
+}
