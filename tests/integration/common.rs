@@ -76,10 +76,12 @@ pub fn figment(db_url: &str) -> Figment {
         .merge(("security.bcrypt_cost", 4))
 }
 
-/// A running app and its database.
+/// A running app, its database, and its clock (tests move it instead of
+/// sleeping).
 pub struct TestApp {
     pub client: Client,
     pub db: TestDb,
+    pub clock: gatehouse::core::ManualClock,
 }
 
 /// The app on a fresh database with the test configuration.
@@ -90,13 +92,26 @@ pub async fn app() -> TestApp {
 /// The app with extra configuration.
 pub async fn app_with(tweak: impl FnOnce(Figment) -> Figment) -> TestApp {
     let db = fresh_db().await;
-    let client = client_on(&db.url, tweak).await;
-    TestApp { client, db }
+    let clock = gatehouse::core::ManualClock::default();
+    let client = client_on_clock(&db.url, tweak, clock.clone()).await;
+    TestApp { client, db, clock }
 }
 
 /// Another app instance on an existing database.
 pub async fn client_on(url: &str, tweak: impl FnOnce(Figment) -> Figment) -> Client {
-    let rocket = gatehouse::demo::mount(gatehouse::rocket(tweak(figment(url))));
+    client_on_clock(url, tweak, gatehouse::core::ManualClock::default()).await
+}
+
+/// Another app instance on an existing database, on the given clock.
+pub async fn client_on_clock(
+    url: &str,
+    tweak: impl FnOnce(Figment) -> Figment,
+    clock: gatehouse::core::ManualClock,
+) -> Client {
+    let rocket = gatehouse::demo::mount(gatehouse::rocket_with_clock(
+        tweak(figment(url)),
+        std::sync::Arc::new(clock),
+    ));
     Client::untracked(rocket).await.expect("the app ignites")
 }
 

@@ -157,7 +157,7 @@ async fn session_lifetime_is_enforced_on_the_server() {
     app.user("s@example.com").await;
     let mut b = app.browser_login("s@example.com", PASSWORD).await;
     assert_eq!(b.send(app.client.get("/api/me")).await.status, Status::Ok);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    app.clock.advance(std::time::Duration::from_millis(2100));
     let r = b.send(accept_json(app.client.get("/api/me"))).await;
     assert_eq!(
         r.status,

@@ -62,7 +62,7 @@ async fn an_account_backs_off_after_ten_failures_without_hashing() {
 
     // Soft and time-boxed: after the wait, the real user gets in, which
     // clears the count.
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    app.clock.advance(std::time::Duration::from_millis(2100));
     app.login_token("victim@example.com", PASSWORD).await;
     let r = app.post_json("/login", wrong("victim@example.com")).await;
     assert_eq!(

@@ -1,0 +1,276 @@
+//! Issue 10: CSRF is one rule, enforced where authentication happens. These
+//! tests walk the app's route table, so a route added later is covered
+//! without touching them: every unsafe route, sent a request that a
+//! signed-in browser's session cookie authenticates, is refused when it
+//! carries no CSRF token (whatever body a cross-site page can send) or when
+//! it comes from another site, and nothing is stored.
+
+use rocket::http::{ContentType, Header, Method, Status};
+
+use crate::common::*;
+
+/// Everything a forged request could change, read straight from the
+/// database: users (uniquifier, hash, sign-in count), roles, session
+/// records, throttle rows and the demo's likes.
+async fn snapshot(app: &TestApp) -> String {
+    use gatehouse::db::Pool;
+    const USERS: &str = r#"SELECT id, fs_uniquifier, COALESCE(password, ''), COALESCE(login_count, 0), active FROM "user" ORDER BY id"#;
+    const SESSIONS: &str = "SELECT id_hash FROM gh_session ORDER BY id_hash";
+    const THROTTLE: &str = "SELECT key, attempts FROM gh_throttle ORDER BY key";
+    const COUNTS: &str =
+        "SELECT (SELECT COUNT(*) FROM gh_article_like), (SELECT COUNT(*) FROM roles_users)";
+    macro_rules! read {
+        ($p:expr) => {{
+            let users: Vec<(i32, String, String, i32, bool)> =
+                sqlx::query_as(USERS).fetch_all($p).await.unwrap();
+            let sessions: Vec<(String,)> = sqlx::query_as(SESSIONS).fetch_all($p).await.unwrap();
+            let throttle: Vec<(String, i32)> =
+                sqlx::query_as(THROTTLE).fetch_all($p).await.unwrap();
+            let counts: (i64, i64) = sqlx::query_as(COUNTS).fetch_one($p).await.unwrap();
+            format!("{users:?}\n{sessions:?}\n{throttle:?}\n{counts:?}")
+        }};
+    }
+    match app.dbh().pool() {
+        Pool::Sqlite(p) => read!(p),
+        Pool::Postgres(p) => read!(p),
+    }
+}
+
+/// Every route whose method changes something, with its dynamic segments
+/// filled in.
+fn unsafe_routes(app: &TestApp) -> Vec<(Method, String)> {
+    let mut out: Vec<(Method, String)> = app
+        .client
+        .rocket()
+        .routes()
+        .filter(|r| {
+            !matches!(
+                r.method,
+                Method::Get | Method::Head | Method::Options | Method::Trace
+            )
+        })
+        .map(|r| {
+            let path = r
+                .uri
+                .path()
+                .split('/')
+                .map(|seg| if seg.starts_with('<') { "1" } else { seg })
+                .collect::<Vec<_>>()
+                .join("/");
+            (r.method, path)
+        })
+        .collect();
+    out.sort_by(|a, b| (a.1.as_str(), a.0.as_str()).cmp(&(b.1.as_str(), b.0.as_str())));
+    out.dedup();
+    out
+}
+
+/// Plausible fields for any of the auth forms: were a request let through,
+/// it would sign in, register, change the password or sign out.
+fn fields(email: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("email", email.to_owned()),
+        ("password", PASSWORD.to_owned()),
+        ("password_confirm", PASSWORD.to_owned()),
+        ("new_password", "a brand new horse".to_owned()),
+        ("new_password_confirm", "a brand new horse".to_owned()),
+        ("remember", "y".to_owned()),
+    ]
+}
+
+fn urlencoded(fields: &[(&str, String)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn multipart(fields: &[(&str, String)]) -> (ContentType, String) {
+    let boundary = "gh-boundary-7MA4YWxkTrZu0gW";
+    let mut body = String::new();
+    for (k, v) in fields {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    let ct = ContentType::new("multipart", "form-data").with_params(("boundary", boundary));
+    (ct, body)
+}
+
+/// A signed-in browser, a second account for sign-in probes, and a fresh
+/// email for registration probes.
+async fn setup() -> (TestApp, Browser) {
+    let app = app().await;
+    app.user("victim@example.com").await;
+    app.user("other@example.com").await;
+    let b = app.browser_login("victim@example.com", PASSWORD).await;
+    (app, b)
+}
+
+fn refused(status: Status) -> bool {
+    status == Status::BadRequest || status == Status::Forbidden
+}
+
+#[rocket::async_test]
+async fn every_unsafe_route_refuses_a_cookie_request_without_a_csrf_token() {
+    let (app, mut b) = setup().await;
+    let routes = unsafe_routes(&app);
+    assert!(
+        routes.iter().any(|(_, p)| p == "/api/articles/1/likes")
+            && routes.iter().any(|(_, p)| p == "/change")
+            && routes.iter().any(|(_, p)| p == "/login"),
+        "the walk sees the app's routes: {routes:?}"
+    );
+    let before = snapshot(&app).await;
+    let mut sent = 0;
+    for (method, path) in &routes {
+        for email in ["other@example.com", "fresh@example.com"] {
+            let f = fields(email);
+            let (mp_type, mp_body) = multipart(&f);
+            let bodies = [
+                (ContentType::Form, urlencoded(&f)),
+                (mp_type, mp_body),
+                (ContentType::Plain, urlencoded(&f)),
+                (ContentType::Plain, format!("{{\"email\":\"{email}\"}}")),
+            ];
+            for (ct, body) in bodies {
+                let req = app
+                    .client
+                    .req(*method, path.clone())
+                    .header(ct.clone())
+                    .body(body);
+                let r = b.send(req).await;
+                assert!(
+                    refused(r.status),
+                    "{method} {path} as {ct} without a CSRF token: {} {}",
+                    r.status,
+                    r.body
+                );
+                sent += 1;
+            }
+            // Rocket's method override: a form POST that says it is this method.
+            if *method != Method::Post {
+                let mut f = f.clone();
+                f.push(("_method", method.as_str().to_owned()));
+                let r = b
+                    .send(form_body_owned(app.client.post(path.clone()), &f))
+                    .await;
+                assert!(refused(r.status), "_method={method} {path}: {}", r.status);
+                sent += 1;
+            }
+        }
+    }
+    assert!(sent >= routes.len() * 8);
+    assert_eq!(snapshot(&app).await, before, "nothing was stored");
+    // The probes rode on a live session all along.
+    let r = b.send(accept_json(app.client.get("/api/me"))).await;
+    assert_eq!(r.status, Status::Ok, "{}", r.body);
+}
+
+#[rocket::async_test]
+async fn every_unsafe_route_refuses_a_cross_site_cookie_request_even_with_the_token() {
+    let (app, mut b) = setup().await;
+    let xsrf = b.xsrf();
+    let before = snapshot(&app).await;
+    let cross_site = [
+        vec![Header::new("Origin", "https://evil.example")],
+        vec![Header::new("Origin", "null")],
+        vec![
+            Header::new("Origin", "http://127.0.0.1:8000"),
+            Header::new("Host", "127.0.0.1:8001"),
+        ],
+        vec![Header::new("Sec-Fetch-Site", "cross-site")],
+    ];
+    for (method, path) in unsafe_routes(&app) {
+        for headers in &cross_site {
+            let f = fields("fresh@example.com");
+            let mut req = app
+                .client
+                .req(method, path.clone())
+                .header(ContentType::Form)
+                .header(Header::new("X-XSRF-Token", xsrf.clone()))
+                .body(format!("csrf_token={}&{}", enc(&xsrf), urlencoded(&f)));
+            for h in headers {
+                req = req.header(h.clone());
+            }
+            let r = b.send(accept_json(req)).await;
+            assert_eq!(
+                r.status,
+                Status::Forbidden,
+                "{method} {path} with {headers:?}: {}",
+                r.body
+            );
+            assert_eq!(r.errors(), vec!["Cross-site request refused."]);
+        }
+    }
+    assert_eq!(snapshot(&app).await, before, "nothing was stored");
+}
+
+#[rocket::async_test]
+async fn same_site_requests_with_the_token_go_through() {
+    let (app, mut b) = setup().await;
+    let xsrf = b.xsrf();
+    let ok = [
+        vec![
+            Header::new("Origin", "http://127.0.0.1:8000"),
+            Header::new("Host", "127.0.0.1:8000"),
+        ],
+        vec![Header::new("Sec-Fetch-Site", "same-origin")],
+        vec![],
+    ];
+    for (i, headers) in ok.iter().enumerate() {
+        let mut req = app
+            .client
+            .post(format!("/api/articles/{}/likes", 50 + i))
+            .header(Header::new("X-XSRF-Token", xsrf.clone()));
+        for h in headers {
+            req = req.header(h.clone());
+        }
+        let r = b.send(req).await;
+        assert_eq!(r.status, Status::Created, "{headers:?}: {}", r.body);
+    }
+    // A configured trusted origin (an SPA on another host) is let through.
+    let app2 = app_with(|f| {
+        f.merge((
+            "security.trusted_origins",
+            vec!["https://app.example.com".to_owned()],
+        ))
+    })
+    .await;
+    app2.user("spa@example.com").await;
+    let mut s = app2.browser_login("spa@example.com", PASSWORD).await;
+    let r = s
+        .send(
+            app2.client
+                .post("/api/articles/9/likes")
+                .header(Header::new("X-XSRF-Token", s.xsrf()))
+                .header(Header::new("Origin", "https://app.example.com")),
+        )
+        .await;
+    assert_eq!(r.status, Status::Created, "{}", r.body);
+}
+
+#[rocket::async_test]
+async fn a_token_request_needs_no_csrf_token_and_no_origin_check() {
+    let (app, _) = setup().await;
+    let token = app.login_token("other@example.com", PASSWORD).await;
+    let r = send(token_header(
+        app.client
+            .post("/api/articles/3/likes")
+            .header(ContentType::Form)
+            .header(Header::new("Origin", "https://elsewhere.example"))
+            .body("a=b"),
+        &token,
+    ))
+    .await;
+    assert_eq!(r.status, Status::Created, "{}", r.body);
+}
+
+fn form_body_owned<'a>(
+    req: rocket::local::asynchronous::LocalRequest<'a>,
+    fields: &[(&str, String)],
+) -> rocket::local::asynchronous::LocalRequest<'a> {
+    req.header(ContentType::Form).body(urlencoded(fields))
+}
