@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::validate::normalize_email;
 use super::{msg, new_uniquifier, password, CoreError, FieldErrors, Security};
-use crate::db::{Role, User};
+use crate::db::{DbError, Role, User};
 
 /// What a new account is made of.
 pub struct NewAccount<'a> {
@@ -69,11 +69,14 @@ impl Security {
         }
         let hash = self.hasher.hash(&normalized).await?;
         let role_ids: Vec<i32> = new.roles.iter().map(|r| r.id).collect();
-        let user = self
+        let user = match self
             .db
             .create_user(&email, Some(&hash), &new_uniquifier(), &role_ids)
-            .await?
-            .map_err(|_| taken())?;
+            .await
+        {
+            Err(DbError::AlreadyExists(_)) => return Err(taken()),
+            other => other?,
+        };
         tracing::info!(
             event = "user_created",
             user_id = user.id,

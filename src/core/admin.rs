@@ -163,10 +163,14 @@ pub async fn create_role(
             .collect::<Vec<_>>()
             .join(",")
     });
-    sec.db
+    match sec
+        .db
         .create_role(name, description, perms.as_deref())
-        .await?
-        .map_err(|_| AdminError::RoleExists(name.to_owned()))
+        .await
+    {
+        Err(crate::db::DbError::AlreadyExists(_)) => Err(AdminError::RoleExists(name.to_owned())),
+        other => Ok(other?),
+    }
 }
 
 /// Gives a user a role; `Ok(false)` when they already had it.

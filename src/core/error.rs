@@ -143,7 +143,9 @@ impl From<crate::db::DbError> for CoreError {
         match e {
             DbError::Unavailable(_) => CoreError::Unavailable(e.to_string()),
             // A constraint a flow did not expect is a bug in that flow.
-            DbError::Constraint(_) | DbError::Other(_) => CoreError::Internal(e.to_string()),
+            DbError::AlreadyExists(_) | DbError::Constraint(_) | DbError::Other(_) => {
+                CoreError::Internal(e.to_string())
+            }
         }
     }
 }

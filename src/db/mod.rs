@@ -120,8 +120,11 @@ pub enum DbError {
     /// 401 or a 500.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
-    /// A constraint refused the write (unique, foreign key, not null,
-    /// check). Callers that expect one map it to its meaning first.
+    /// A unique index refused the write: the value is already taken.
+    /// Callers that expect it map it to its meaning (an email in use).
+    #[error("already exists: {0}")]
+    AlreadyExists(#[source] sqlx::Error),
+    /// Another constraint refused the write (foreign key, not null, check).
     #[error("constraint violated: {0}")]
     Constraint(#[source] sqlx::Error),
     /// Anything else: a bug or a schema that is not what gatehouse expects.
@@ -134,6 +137,9 @@ impl From<sqlx::Error> for DbError {
     fn from(e: sqlx::Error) -> Self {
         match grade(&e) {
             Grade::Unavailable => DbError::Unavailable(e),
+            Grade::Constraint if matches!(&e, sqlx::Error::Database(d) if d.is_unique_violation()) => {
+                DbError::AlreadyExists(e)
+            }
             Grade::Constraint => DbError::Constraint(e),
             Grade::Other => DbError::Other(e),
         }
@@ -192,11 +198,6 @@ fn grade_code(code: &str) -> Grade {
         _ if code == "55P03" => Grade::Unavailable,
         _ => Grade::Other,
     }
-}
-
-/// True when `e` is a unique-constraint violation.
-pub(crate) fn is_unique_violation(e: &DbError) -> bool {
-    matches!(e, DbError::Constraint(sqlx::Error::Database(d)) if d.is_unique_violation())
 }
 
 /// The pool settings both backends share.

@@ -1,6 +1,6 @@
 //! Every query gatehouse runs. Each is one SQL text valid on both engines.
 
-use super::{is_unique_violation, with_pool, with_reader, Db, DbError, DbTime};
+use super::{with_pool, with_reader, Db, DbError, DbTime};
 use crate::config::ThrottleRule;
 
 /// A row of FS's `user` table, as much of it as authentication needs.
@@ -75,10 +75,6 @@ pub struct UserSummary {
     pub roles: Vec<String>,
 }
 
-/// A unique value is already taken (email, role name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AlreadyExists;
-
 impl Db {
     /// Looks a user up by email, case-insensitively.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, DbError> {
@@ -95,23 +91,23 @@ impl Db {
     }
 
     /// Creates an active user with the given roles, in one transaction.
-    /// `Ok(Err(AlreadyExists))` when the email is taken (in any letter case),
-    /// decided by the unique index, so parallel registrations of one email
-    /// make exactly one account.
+    /// [`DbError::AlreadyExists`] when the email is taken (in any letter
+    /// case), decided by the unique index, so parallel registrations of one
+    /// email make exactly one account.
     pub async fn create_user(
         &self,
         email: &str,
         password_hash: Option<&str>,
         uniquifier: &str,
         role_ids: &[i32],
-    ) -> Result<Result<User, AlreadyExists>, DbError> {
+    ) -> Result<User, DbError> {
         let sql = format!(
             r#"INSERT INTO "user" (email, password, active, fs_uniquifier, create_datetime, update_datetime)
                VALUES ($1, $2, $3, $4, $5, $5) RETURNING {USER_COLUMNS}"#
         );
         const ROLE: &str = "INSERT INTO roles_users (user_id, role_id) VALUES ($1, $2)";
         let now = DbTime::now();
-        let res: Result<User, DbError> = with_pool!(self, p => {
+        Ok(with_pool!(self, p => {
             let mut tx = p.begin().await?;
             let user: User = sqlx::query_as(&sql)
                 .bind(email)
@@ -126,13 +122,7 @@ impl Db {
             }
             tx.commit().await?;
             Ok(user)
-        })
-        .map_err(DbError::from);
-        match res {
-            Ok(user) => Ok(Ok(user)),
-            Err(e) if is_unique_violation(&e) => Ok(Err(AlreadyExists)),
-            Err(e) => Err(e),
-        }
+        })?)
     }
 
     /// Replaces the fs_uniquifier (and, when given, the password hash, in
@@ -244,24 +234,19 @@ impl Db {
         Ok(with_pool!(self, p => sqlx::query_as(SQL).fetch_all(p).await)?)
     }
 
-    /// Creates a role; `Ok(Err(AlreadyExists))` when the name is taken.
+    /// Creates a role; [`DbError::AlreadyExists`] when the name is taken.
     pub async fn create_role(
         &self,
         name: &str,
         description: Option<&str>,
         permissions: Option<&str>,
-    ) -> Result<Result<Role, AlreadyExists>, DbError> {
+    ) -> Result<Role, DbError> {
         const SQL: &str = r#"INSERT INTO role (name, description, permissions, update_datetime)
             VALUES ($1, $2, $3, $4) RETURNING id, name, description, permissions"#;
         let now = DbTime::now();
-        let res = with_pool!(self, p => sqlx::query_as(SQL)
+        Ok(with_pool!(self, p => sqlx::query_as(SQL)
             .bind(name).bind(description).bind(permissions).bind(now)
-            .fetch_one(p).await);
-        match res.map_err(DbError::from) {
-            Ok(role) => Ok(Ok(role)),
-            Err(e) if is_unique_violation(&e) => Ok(Err(AlreadyExists)),
-            Err(e) => Err(e),
-        }
+            .fetch_one(p).await)?)
     }
 
     /// Looks a role up by name.

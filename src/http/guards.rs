@@ -196,13 +196,15 @@ impl<'r> FromRequest<'r> for TokenUser {
     type Error = ApiError;
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
-        match identify(req).await {
-            Ok(Some(AuthUser {
-                user,
-                via: Via::Token,
-            })) => Outcome::Success(TokenUser(user)),
-            Ok(_) => fail(req, ApiError::Unauthenticated { basic: false }),
-            Err(e) => fail(req, e),
+        // Token only: the session cookie is not even read.
+        let found = match presented_token(req) {
+            Some(token) => security(req).token_user(token).await,
+            None => Ok(None),
+        };
+        match found {
+            Ok(Some(user)) => Outcome::Success(TokenUser(user)),
+            Ok(None) => fail(req, ApiError::Unauthenticated { basic: false }),
+            Err(e) => fail(req, e.into()),
         }
     }
 }

@@ -310,12 +310,11 @@ impl TestApp {
             .db
             .create_user(email, Some(&hash), &new_uniquifier(), &[])
             .await
-            .unwrap()
             .expect("new email");
         for r in roles {
             let role = match sec.db.role_by_name(r).await.unwrap() {
                 Some(role) => role,
-                None => sec.db.create_role(r, None, None).await.unwrap().unwrap(),
+                None => sec.db.create_role(r, None, None).await.unwrap(),
             };
             sec.db.add_role(user.id, role.id).await.unwrap();
         }

@@ -54,13 +54,9 @@ async fn app_with_routes() -> (rocket::local::asynchronous::Client, TestApp) {
 async fn role_and_permission_guards() {
     let (client, app) = app_with_routes().await;
     let db = app.dbh();
-    db.create_role("reader", None, Some("read"))
-        .await
-        .unwrap()
-        .unwrap();
+    db.create_role("reader", None, Some("read")).await.unwrap();
     db.create_role("writer", None, Some("write, publish"))
         .await
-        .unwrap()
         .unwrap();
     app.user_with(
         "both@example.com",

@@ -213,7 +213,6 @@ async fn postgres_stopped_hung_and_killed() {
             &[],
         )
         .await
-        .unwrap()
         .unwrap();
     let r = send(json_body(
         client.post("/login?include_auth_token"),
