@@ -289,9 +289,12 @@ pub struct SecurityConfig {
     pub housekeeping_interval: u64,
 }
 
-/// Whether this profile is the one with development conveniences.
+/// Whether this is production: every profile but `debug` (the one
+/// `cargo run` selects) is. A release binary started with any other
+/// `ROCKET_PROFILE` (`production`, `staging`, `default`, ...) gets no
+/// development conveniences.
 fn is_release(figment: &Figment) -> bool {
-    figment.profile() == Profile::const_new("release")
+    figment.profile() != Profile::const_new("debug")
 }
 
 fn how(key: &str) -> String {
@@ -531,6 +534,19 @@ pub fn check(figment: &Figment) -> ConfigReport {
     match SecurityConfig::from_figment(figment) {
         Ok(c) => {
             report_lines("security", &c, &mut text);
+            // Development values are public: fine for `cargo run`, never
+            // for a server anyone else reaches, whatever the profile says.
+            for (key, secret) in [
+                ("security.secret_key", &c.secret_key),
+                ("security.password_salt", &c.password_salt),
+            ] {
+                if secret.expose().expose_secret().contains(DEV_MARKER) {
+                    problems.push(format!(
+                        "{key} is the public development value (or not set): {}",
+                        how(key.trim_start_matches("security."))
+                    ));
+                }
+            }
             if c.bcrypt_cost < 10 {
                 problems.push(format!(
                     "security.bcrypt_cost = {} is weak: use 10 or more (12 is the default)",
@@ -617,7 +633,7 @@ mod tests {
                 ..
             })
         ));
-        let release = Figment::new().select("release");
+        let release = Figment::new().select("production");
         assert!(matches!(
             SecurityConfig::from_figment(&release),
             Err(ConfigError::Missing {
@@ -627,7 +643,7 @@ mod tests {
         ));
         let dev = Figment::new()
             .merge(("security.secret_key", DEV_SECRET_KEY))
-            .select("release");
+            .select("staging");
         assert!(matches!(
             SecurityConfig::from_figment(&dev),
             Err(ConfigError::DevelopmentValue {

@@ -59,8 +59,7 @@ impl Security {
         let Some(email) = email.filter(|_| errors.is_empty()) else {
             return Err(CoreError::Validation(errors));
         };
-        self.throttle(&format!("reg:{}", email.to_lowercase()))
-            .await?;
+        self.throttle(&super::email_key("reg", &email)).await?;
         let taken = || CoreError::Validation(FieldErrors::one("email", msg::email_taken(&email)));
         // Cheap check first so an obvious duplicate costs no hash; the unique
         // index still decides races.

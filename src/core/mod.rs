@@ -50,11 +50,35 @@ pub fn ip_limiter(per_minute: u32) -> DefaultKeyedRateLimiter<IpAddr> {
     ))
 }
 
-/// The throttle key of an account: its email, trimmed and lower-cased.
-pub fn account_key(email: &str) -> String {
-    let mut key = format!("acct:{}", email.trim().to_lowercase());
-    key.truncate(255);
-    key
+/// The throttle key of a known account: its id. Every spelling of the
+/// email that the database matches to this account (letter case, Unicode
+/// case folding that differs between SQLite, PostgreSQL and Rust) counts on
+/// this one key.
+pub fn user_key(user_id: i32) -> String {
+    format!("user:{user_id}")
+}
+
+/// The throttle key of an email that names no account (or before one
+/// exists, for registration): `prefix:` and the SHA-256 of its canonical
+/// form (trimmed, NFKC, lower-cased), so keys have a bounded length
+/// whatever the input.
+pub fn email_key(prefix: &str, email: &str) -> String {
+    use sha2::{Digest, Sha256};
+    use unicode_normalization::UnicodeNormalization;
+    let canonical: String = email.trim().nfkc().collect::<String>().to_lowercase();
+    format!("{prefix}:{}", hex(&Sha256::digest(canonical.as_bytes())))
+}
+
+/// The per-address limit's key: an IPv4 address, or an IPv6 address's /64
+/// (one client commonly holds a whole /64 and can rotate through it).
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match crate::config::canonical_ip(ip) {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
 }
 
 /// Lowercase hex of `bytes`.
@@ -167,4 +191,44 @@ pub async fn housekeeping(db: &Db, now: i64, window: i64) -> Result<(u64, u64), 
     let sessions = db.purge_sessions(now).await?;
     let throttle = db.purge_throttle(now, window).await?;
     Ok((sessions, throttle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_keys_are_bounded_and_canonical() {
+        // A multi-byte character right at the old 255-byte cut panicked.
+        let long = format!("{}é@example.com", "a".repeat(240));
+        let key = email_key("acct", &long);
+        assert_eq!(key.len(), "acct:".len() + 64);
+        assert_eq!(
+            email_key("acct", " Ann@Example.COM "),
+            email_key("acct", "ann@example.com")
+        );
+        // Fullwidth and composed forms fold to one key.
+        assert_eq!(
+            email_key("acct", "ＡＮＮ@example.com"),
+            email_key("acct", "ann@example.com")
+        );
+        assert_eq!(
+            email_key("acct", "e\u{301}@x.io"),
+            email_key("acct", "\u{e9}@x.io")
+        );
+        assert_ne!(email_key("acct", "a@x.io"), email_key("reg", "a@x.io"));
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_key(a), address_key(b));
+        assert_ne!(address_key(a), address_key(c));
+        let v4: IpAddr = "198.51.100.7".parse().unwrap();
+        assert_eq!(address_key(v4), v4);
+        let mapped: IpAddr = "::ffff:198.51.100.7".parse().unwrap();
+        assert_eq!(address_key(mapped), v4);
+    }
 }

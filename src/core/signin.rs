@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use governor::clock::{Clock as _, DefaultClock};
 
-use super::{account_key, password, CoreError, Security};
+use super::{address_key, email_key, password, user_key, CoreError, Security};
 use crate::core::validate::MAX_EMAIL_LEN;
 use crate::db::User;
 
@@ -15,7 +15,7 @@ impl Security {
     /// `ip_limit_per_minute`. Checked before anything else an auth flow does.
     pub fn check_ip(&self, ip: Option<IpAddr>) -> Result<(), CoreError> {
         let Some(ip) = ip else { return Ok(()) };
-        let result = self.ip_limiter.check_key(&ip);
+        let result = self.ip_limiter.check_key(&address_key(ip));
         // Forget idle addresses now and then, so memory stays bounded.
         if self.ip_limiter.len() > 10_000 {
             self.ip_limiter.retain_recent();
@@ -63,13 +63,18 @@ impl Security {
         if email.len() > MAX_EMAIL_LEN || email.chars().any(char::is_control) {
             return Err(CoreError::WrongCredentials);
         }
-        let key = account_key(email);
+        // The account first, so its attempts count on one key whatever
+        // spelling of the email found it; an unknown email has its own key.
+        let user = self.db.user_by_email(email.trim()).await?;
+        let key = match &user {
+            Some(u) => user_key(u.id),
+            None => email_key("acct", email),
+        };
         self.throttle(&key).await?;
         let normalized = password::normalize(password);
         if password::char_len(&normalized) > password::MAX_LENGTH {
             return Err(CoreError::WrongCredentials);
         }
-        let user = self.db.user_by_email(email.trim()).await?;
         let stored = user.as_ref().and_then(|u| u.password.clone());
         if let (Some(u), Some(h)) = (&user, &stored) {
             if password::Scheme::of(h) == password::Scheme::Unsupported {
@@ -150,7 +155,7 @@ impl Security {
     /// throttled like sign-in, one bcrypt run, the count cleared on success.
     /// [`CoreError::WrongPassword`] when it does not match.
     pub async fn confirm_password(&self, user: &User, password: &str) -> Result<(), CoreError> {
-        let key = account_key(&user.email);
+        let key = user_key(user.id);
         self.throttle(&key).await?;
         let normalized = password::normalize(password);
         let right = password::char_len(&normalized) <= password::MAX_LENGTH

@@ -111,7 +111,14 @@ pub fn accept_prefers_json(accept: &str) -> bool {
             for p in pieces {
                 if let Some((k, v)) = p.split_once('=') {
                     if k.trim().eq_ignore_ascii_case("q") {
-                        q = v.trim().parse().unwrap_or(0.0);
+                        // NaN, infinities and garbage count as q=0 (a NaN
+                        // once made the sort below panic).
+                        q = v
+                            .trim()
+                            .parse::<f32>()
+                            .ok()
+                            .filter(|q| q.is_finite())
+                            .unwrap_or(0.0);
                     }
                 }
             }
@@ -123,10 +130,7 @@ pub fn accept_prefers_json(accept: &str) -> bool {
             Some((specificity, q, media))
         })
         .collect();
-    entries.sort_by(|a, b| {
-        b.0.cmp(&a.0)
-            .then(b.1.partial_cmp(&a.1).unwrap_or(std::cmp::Ordering::Equal))
-    });
+    entries.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)));
     entries.first().is_some_and(|e| e.2 == "application/json")
 }
 
@@ -146,5 +150,14 @@ mod tests {
         ));
         assert!(!j(""));
         assert!(!j("application/json;q=0"));
+        // Issue 11, item 6: these panicked (a sort with a non-total order).
+        assert!(!j("application/json;q=NaN"));
+        assert!(j("text/html;q=NaN, application/json"));
+        assert!(!j("application/json;q=inf, text/html"));
+        let many = (0..40)
+            .map(|i| format!("a/{i};q=NaN, b/{i};q=0.{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = j(&many);
     }
 }

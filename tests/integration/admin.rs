@@ -266,4 +266,20 @@ fn check_config_masks_secrets_and_fails_on_weak_settings() {
     ));
     let reason = refused(&run(&rel, &["check-config"], ""));
     assert!(reason.contains("development value"), "{reason}");
+
+    // Issue 11, item 1: any profile but debug is production, and
+    // development values fail check-config under every profile.
+    let mut prod = rel.clone();
+    prod.retain(|(k, _)| k != "ROCKET_PROFILE");
+    prod.push(("ROCKET_PROFILE".into(), "production".into()));
+    let reason = refused(&run(&prod, &["check-config"], ""));
+    assert!(reason.contains("development value"), "{reason}");
+    let mut debug_without_secrets = e.clone();
+    debug_without_secrets.retain(|(k, _)| k != "ROCKET_SECURITY");
+    debug_without_secrets.push(("ROCKET_SECURITY".into(), "{bcrypt_cost=12}".into()));
+    let reason = refused(&run(&debug_without_secrets, &["check-config"], ""));
+    assert!(
+        reason.contains("security.secret_key is the public development value"),
+        "{reason}"
+    );
 }

@@ -7,6 +7,7 @@ mod process;
 
 mod admin;
 mod api;
+mod audit;
 mod compat;
 mod csrf;
 mod csrf_routes;

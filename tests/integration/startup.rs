@@ -111,3 +111,41 @@ async fn secure_cookies_use_the_host_prefix() {
     let xsrf = r.raw_cookie("XSRF-TOKEN");
     assert!(xsrf.contains("Secure"), "{xsrf}");
 }
+
+/// Issue 11, item 1: a release binary started with ROCKET_PROFILE=production
+/// (or any profile but `debug`) used to serve with the public development
+/// key and salt and cookie_secure off. Every profile but debug is
+/// production now.
+#[rocket::async_test]
+async fn every_profile_but_debug_is_production() {
+    use gatehouse::config::{ConfigError, SecurityConfig, DEV_SECRET_KEY};
+    for profile in ["production", "prod", "default", "staging", "release"] {
+        let f = release("sqlite::memory:").select(Profile::new(profile));
+        assert!(
+            matches!(
+                SecurityConfig::from_figment(&f),
+                Err(ConfigError::Missing {
+                    key: "security.secret_key",
+                    ..
+                })
+            ),
+            "{profile}: secrets are required"
+        );
+        let dev = f.clone().merge(("security.secret_key", DEV_SECRET_KEY));
+        assert!(
+            matches!(
+                SecurityConfig::from_figment(&dev),
+                Err(ConfigError::DevelopmentValue { .. })
+            ),
+            "{profile}: the development key is refused"
+        );
+        let real = f
+            .clone()
+            .merge(("security.secret_key", "a-real-and-long-secret-key"))
+            .merge(("security.password_salt", "a-real-salt"));
+        let cfg = SecurityConfig::from_figment(&real).unwrap();
+        assert!(cfg.cookie_secure, "{profile}: Secure cookies by default");
+        let err = ignite_error(f).await;
+        assert!(err.to_lowercase().contains("fairing"), "{profile}: {err}");
+    }
+}

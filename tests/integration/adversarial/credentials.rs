@@ -147,7 +147,7 @@ async fn expired_throttle_rows_are_purged() {
 #[rocket::async_test]
 async fn a_hundred_parallel_wrong_passwords_count_exactly_a_hundred() {
     let app = app_with(|f| f.merge(("security.ip_limit_per_minute", 1000))).await;
-    app.user("target@example.com").await;
+    let target = app.user("target@example.com").await;
     let before = app.sec().hasher.hash_count();
     let attempts: Vec<_> = (0..100)
         .map(|_| app.post_json("/login", wrong("target@example.com")))
@@ -170,7 +170,7 @@ async fn a_hundred_parallel_wrong_passwords_count_exactly_a_hundred() {
     let state = app
         .dbh()
         .throttle(
-            &gatehouse::core::account_key("target@example.com"),
+            &gatehouse::core::user_key(target.id),
             0,
             ThrottleRule {
                 limit: 1_000_000,
