@@ -152,6 +152,8 @@ fn base64_basic(user: &str, password: &str) -> String {
 async fn a_nan_quality_in_accept_is_no_panic() {
     let app = app().await;
     for accept in [
+        // Found by a fuzzing loop against the old code: its sort panicked.
+        PANICKED_THE_SORT,
         "application/json;q=NaN",
         "text/html;q=NaN, application/json;q=NaN, */*;q=NaN",
         "application/json;q=inf",
@@ -162,3 +164,6 @@ async fn a_nan_quality_in_accept_is_no_panic() {
         }
     }
 }
+
+/// An Accept header that made the old (non-total-order) sort panic.
+const PANICKED_THE_SORT: &str = "a/*;q=0.6, */*;q=0.9, a/x2;q=0.27, */*;q=1, a/x4;q=1, a/*;q=0.11, a/x6;q=1, a/*;q=0.6, a/x8;q=NaN, a/*;q=0.7, */*;q=0.8, a/x11;q=NaN, a/*;q=0.3, a/*;q=0.4, */*;q=NaN, a/*;q=0.29, */*;q=0.2, a/*;q=0.2, */*;q=NaN, */*;q=0.5, a/x20;q=NaN, a/*;q=0.5, a/*;q=NaN, */*;q=1, a/*;q=1, */*;q=NaN, */*;q=0.95, */*;q=1, a/x28;q=NaN, a/x29;q=0.51, a/*;q=0.99, */*;q=NaN, a/*;q=0.8, a/x33;q=0.0, */*;q=0.98, a/*;q=0.33, */*;q=NaN, */*;q=0.2, a/x38;q=NaN, a/*;q=1, a/x40;q=0.02, a/*;q=0.8, */*;q=0.9, */*;q=1, a/*;q=0.07, a/*;q=0.9, a/x46;q=NaN, a/x47;q=0.1, a/x48;q=NaN, a/*;q=NaN, */*;q=0.4, a/*;q=1, a/x52;q=NaN, */*;q=NaN, a/x54;q=0.8, */*;q=0.6, */*;q=1, */*;q=NaN, a/*;q=0.7, a/*;q=NaN, */*;q=0.58";
