@@ -79,8 +79,21 @@ pub fn page_csrf(cookies: &CookieJar<'_>, sec: &Security, current: Option<&Sessi
     data.csrf
 }
 
-/// Ends the session in this browser: both cookies are removed.
+/// Ends the session in this browser: both cookies are removed. The
+/// removals carry the attributes the cookies were set with: a browser
+/// ignores a `__Host-` cookie (its removal included) without `Secure`.
 pub fn end(cookies: &CookieJar<'_>, cfg: &SecurityConfig) {
-    cookies.remove_private(Cookie::build(cfg.session_cookie_name()).path("/"));
-    cookies.remove(Cookie::build(XSRF_COOKIE).path("/"));
+    cookies.remove_private(
+        Cookie::build(cfg.session_cookie_name())
+            .path("/")
+            .secure(cfg.cookie_secure)
+            .http_only(true)
+            .same_site(SameSite::Lax),
+    );
+    cookies.remove(
+        Cookie::build(XSRF_COOKIE)
+            .path("/")
+            .secure(cfg.cookie_secure)
+            .same_site(SameSite::Strict),
+    );
 }

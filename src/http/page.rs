@@ -42,11 +42,39 @@ impl<'r> Responder<'r, 'static> for Reply {
                 .raw_header("Cache-Control", "private, no-store")
                 .ok(),
             Reply::Redirect(to) => {
-                response::Response::build_from(Redirect::found(to).respond_to(req)?)
+                response::Response::build_from(Redirect::found(location(&to)).respond_to(req)?)
                     .raw_header("Cache-Control", "private, no-store")
                     .ok()
             }
         }
+    }
+}
+
+/// Characters a validated `next` may hold that a `Location` header may not
+/// carry as they are: they are percent-encoded (non-ASCII always is).
+const NOT_IN_LOCATION: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'|')
+    .add(b'^')
+    .add(b'[')
+    .add(b']')
+    .add(b'\\');
+
+/// A same-site path as a `Location` a browser and Rocket both accept: a
+/// `next` such as `/a b` or `/é` passed the safety check but, as it was,
+/// made the redirect fail with a 500 after a correct sign-in. Anything
+/// that still does not parse goes to `/`.
+pub fn location(path: &str) -> String {
+    let encoded = percent_encoding::utf8_percent_encode(path, NOT_IN_LOCATION).to_string();
+    match rocket::http::uri::Reference::parse(&encoded) {
+        Ok(_) if encoded.starts_with('/') && !encoded.starts_with("//") => encoded,
+        _ => "/".to_owned(),
     }
 }
 
@@ -309,4 +337,22 @@ pub fn render_page(
         },
     );
     Reply::Page(status, page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::location;
+
+    #[test]
+    fn every_safe_next_becomes_a_location() {
+        assert_eq!(location("/account?tab=1#x"), "/account?tab=1#x");
+        assert_eq!(location("/a b"), "/a%20b");
+        assert_eq!(location("/é"), "/%C3%A9");
+        assert_eq!(location("/a\"b<c>{d}|e"), "/a%22b%3Cc%3E%7Bd%7D%7Ce");
+        assert_eq!(
+            location("/\u{ff0f}\u{ff0f}evil.example"),
+            "/%EF%BC%8F%EF%BC%8Fevil.example"
+        );
+        assert_eq!(location("/%2e%2e/x"), "/%2e%2e/x");
+    }
 }

@@ -167,3 +167,88 @@ async fn a_nan_quality_in_accept_is_no_panic() {
 
 /// An Accept header that made the old (non-total-order) sort panic.
 const PANICKED_THE_SORT: &str = "a/*;q=0.6, */*;q=0.9, a/x2;q=0.27, */*;q=1, a/x4;q=1, a/*;q=0.11, a/x6;q=1, a/*;q=0.6, a/x8;q=NaN, a/*;q=0.7, */*;q=0.8, a/x11;q=NaN, a/*;q=0.3, a/*;q=0.4, */*;q=NaN, a/*;q=0.29, */*;q=0.2, a/*;q=0.2, */*;q=NaN, */*;q=0.5, a/x20;q=NaN, a/*;q=0.5, a/*;q=NaN, */*;q=1, a/*;q=1, */*;q=NaN, */*;q=0.95, */*;q=1, a/x28;q=NaN, a/x29;q=0.51, a/*;q=0.99, */*;q=NaN, a/*;q=0.8, a/x33;q=0.0, */*;q=0.98, a/*;q=0.33, */*;q=NaN, */*;q=0.2, a/x38;q=NaN, a/*;q=1, a/x40;q=0.02, a/*;q=0.8, */*;q=0.9, */*;q=1, a/*;q=0.07, a/*;q=0.9, a/x46;q=NaN, a/x47;q=0.1, a/x48;q=NaN, a/*;q=NaN, */*;q=0.4, a/*;q=1, a/x52;q=NaN, */*;q=NaN, a/x54;q=0.8, */*;q=0.6, */*;q=1, */*;q=NaN, a/*;q=0.7, a/*;q=NaN, */*;q=0.58";
+
+/// Item 7: `next` values that pass the safety check but could not become a
+/// Location gave a 500 after a correct sign-in, and lost the new session.
+#[rocket::async_test]
+async fn every_accepted_next_redirects_after_sign_in() {
+    let app = app().await;
+    app.user("next@example.com").await;
+    for next in [
+        "/a b",
+        "/é",
+        "/a\"b",
+        "/a<b>",
+        "/a{b}",
+        "/a|b",
+        "/\u{ff0f}\u{ff0f}evil.example",
+        "/a^b`c",
+    ] {
+        let mut b = Browser::default();
+        b.send(app.client.get("/login")).await;
+        let r = b
+            .submit(
+                &app.client,
+                "/login",
+                &[
+                    ("email", "next@example.com"),
+                    ("password", PASSWORD),
+                    ("next", next),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, Status::Found, "{next}: {}", r.body);
+        let to = r.location();
+        assert!(
+            to.starts_with('/') && !to.starts_with("//") && to.is_ascii(),
+            "{next} -> {to}"
+        );
+        let me = b.send(accept_json(app.client.get("/api/me"))).await;
+        assert_eq!(me.status, Status::Ok, "{next}: the new session stands");
+    }
+}
+
+/// Item 8: with Secure cookies, the logout removal of `__Host-session`
+/// must be Secure too, or browsers ignore it.
+#[rocket::async_test]
+async fn logout_removes_the_host_cookie_with_its_attributes() {
+    let app = app_with(|f| f.merge(("security.cookie_secure", true))).await;
+    app.user("host@example.com").await;
+    let mut b = Browser::default();
+    b.send(app.client.get("/login")).await;
+    let r = b
+        .submit(
+            &app.client,
+            "/login",
+            &[("email", "host@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(r.status, Status::Found);
+    let r = b.submit(&app.client, "/logout", &[]).await;
+    assert_eq!(r.status, Status::Found, "{}", r.body);
+    for name in ["__Host-session", "XSRF-TOKEN"] {
+        let line = r.raw_cookie(name);
+        assert!(line.contains("Secure"), "{line}");
+        assert!(line.contains("Path=/"), "{line}");
+        assert!(line.contains("Max-Age=0"), "{line}");
+        assert!(!line.contains("Domain"), "{line}");
+    }
+}
+
+/// Item 9: /logout skipped CSRF when any token was presented, valid or not.
+#[rocket::async_test]
+async fn a_bogus_token_does_not_excuse_logout_from_csrf() {
+    let app = app().await;
+    app.user("bogus@example.com").await;
+    let mut b = app.browser_login("bogus@example.com", PASSWORD).await;
+    let r = b
+        .send(token_header(app.client.post("/logout"), "not-a-token"))
+        .await;
+    assert_eq!(r.status, Status::BadRequest, "{}", r.body);
+    assert_eq!(r.errors(), vec!["The CSRF token is missing."]);
+    assert_eq!(
+        b.send(accept_json(app.client.get("/api/me"))).await.status,
+        Status::Ok,
+        "the session was not ended"
+    );
+}
