@@ -77,11 +77,27 @@ impl Fairing for RequestLog {
     }
 }
 
+/// Targets that print credentials at some level, capped whatever
+/// `RUST_LOG` asks: Rocket's server logs the whole request (headers with
+/// tokens, Basic credentials and cookies) at debug and the request line
+/// with its query (`?auth_token=`) at info. [`RequestLog`] logs what is
+/// useful of a request instead.
+const CAPPED: &[&str] = &["rocket::server=warn", "hyper=warn", "h2=warn"];
+
 /// Installs the global tracing subscriber: readable text by default, one
-/// JSON object per line with `json = true`. `RUST_LOG` overrides `filter`.
+/// JSON object per line with `json = true`. `RUST_LOG` overrides `filter`,
+/// except that no level may print a credential (see [`CAPPED`]).
 pub fn init(json: bool, filter: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
+    let asked = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_owned());
+    let directives = std::iter::once(asked.as_str())
+        .chain(CAPPED.iter().copied())
+        .collect::<Vec<_>>()
+        .join(",");
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|e| {
+        eprintln!("RUST_LOG {asked:?} is invalid ({e}); using {filter:?}");
+        EnvFilter::new(format!("{filter},{}", CAPPED.join(",")))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

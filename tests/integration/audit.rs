@@ -252,3 +252,76 @@ async fn a_bogus_token_does_not_excuse_logout_from_csrf() {
         "the session was not ended"
     );
 }
+
+/// Item 12: RUST_LOG=debug wrote tokens, Basic credentials and cookies to
+/// the log, and RUST_LOG=info full URLs with `?auth_token=`. No level may.
+#[test]
+fn no_log_level_prints_a_credential() {
+    use crate::process::{env, Server};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("log.db").display());
+    for (i, level) in [
+        "info",
+        "debug",
+        "trace",
+        "rocket::server=trace,hyper=trace,trace",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut e = env(&db, ",token_query_param=\"auth_token\"");
+        e.push(("RUST_LOG".into(), level.into()));
+        let server = Server::start(&e);
+        let email = format!("logs-{i}@example.com");
+        let body = format!(
+            r#"{{"email":"{email}","password":"Pw-SECRET-1234","password_confirm":"Pw-SECRET-1234"}}"#
+        );
+        let r = server
+            .request(
+                "POST",
+                "/register?include_auth_token",
+                &[("Content-Type", "application/json")],
+                &body,
+            )
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let token = serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["response"]["user"]
+            ["authentication_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let basic = base64_basic(&email, "Pw-SECRET-1234");
+        let cookie = "session=Cookie-SECRET-5678";
+        let bearer = format!("Bearer {token}");
+        let probes: [(&str, Vec<(&str, &str)>); 4] = [
+            ("/api/test", vec![("Authentication-Token", token.as_str())]),
+            (
+                "/api/me",
+                vec![("Authorization", bearer.as_str()), ("Cookie", cookie)],
+            ),
+            ("/api/basic-test", vec![("Authorization", basic.as_str())]),
+            ("/api/test?auth_token=QUERY-SECRET-9", vec![]),
+        ];
+        for (path, headers) in &probes {
+            server.request("GET", path, headers, "").unwrap();
+        }
+        let logs = server.logs();
+        assert!(
+            logs.contains("/api/basic-test"),
+            "the requests were logged: {logs}"
+        );
+        let basic_b64 = basic.trim_start_matches("Basic ");
+        for secret in [
+            token.as_str(),
+            basic_b64,
+            "Pw-SECRET-1234",
+            "Cookie-SECRET-5678",
+            "QUERY-SECRET-9",
+        ] {
+            assert!(
+                !logs.contains(secret),
+                "RUST_LOG={level} printed {secret:?}:\n{logs}"
+            );
+        }
+    }
+}
