@@ -391,6 +391,17 @@ impl SecurityConfig {
         if cfg.token_header.trim().is_empty() {
             return Err(invalid("security.token_header", "must not be empty"));
         }
+        for origin in &cfg.trusted_origins {
+            let rest = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            if !rest.is_some_and(|r| !r.is_empty() && !r.contains(['/', '?', '#', '@', ' '])) {
+                return Err(invalid(
+                    "security.trusted_origins",
+                    format!("{origin:?} is not an origin: scheme://host[:port], e.g. \"https://app.example.com\""),
+                ));
+            }
+        }
         if cfg.housekeeping_interval == 0 {
             return Err(invalid(
                 "security.housekeeping_interval",
@@ -651,6 +662,29 @@ mod tests {
                 ..
             })
         ));
+        for bad in [
+            "null",
+            "app.example.com",
+            "https://a.example/path",
+            "https://",
+        ] {
+            let f = base().merge(("security.trusted_origins", vec![bad]));
+            assert!(
+                matches!(
+                    SecurityConfig::from_figment(&f),
+                    Err(ConfigError::Invalid {
+                        key: "security.trusted_origins",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+        let ok = base().merge((
+            "security.trusted_origins",
+            vec!["https://app.example.com:8443"],
+        ));
+        assert!(SecurityConfig::from_figment(&ok).is_ok());
         let unknown = base().merge(("security.nonsense", 1));
         assert!(matches!(
             SecurityConfig::from_figment(&unknown),

@@ -30,44 +30,63 @@ pub fn new_password(raw: &str, field: &str) -> Result<String, CoreError> {
     }
 }
 
+/// A new account's input once it passed the rules: the normalised email
+/// and password.
+struct Checked {
+    email: String,
+    password: String,
+}
+
+/// The email and password rules of a new account (FS's messages).
+fn check_new_account(new: &NewAccount<'_>) -> Result<Checked, CoreError> {
+    let mut errors = FieldErrors::default();
+    let email = if new.email.trim().is_empty() {
+        errors.add("email", msg::EMAIL_MISSING);
+        None
+    } else {
+        let e = normalize_email(new.email);
+        if e.is_none() {
+            errors.add("email", msg::BAD_EMAIL);
+        }
+        e
+    };
+    let password = password::normalize(new.password);
+    if let Some(problem) = password::new_password_problem(&password) {
+        errors.add("password", problem);
+    }
+    if let Some(confirm) = new.confirm {
+        if password::normalize(confirm) != password {
+            errors.add("password_confirm", msg::CONFIRM_MISMATCH);
+        }
+    }
+    match email {
+        Some(email) if errors.is_empty() => Ok(Checked { email, password }),
+        _ => Err(CoreError::Validation(errors)),
+    }
+}
+
 impl Security {
-    /// Creates an active account: the email and password rules, then one
-    /// hash, then the user and its roles in one transaction. A taken email
-    /// (in any letter case, also when two requests race) is a validation
-    /// error on `email`.
+    /// Creates an active account (the admin CLI): the email and password
+    /// rules, then one hash, then the user and its roles in one
+    /// transaction. A taken email (in any letter case, also when two
+    /// requests race) is a validation error on `email`.
     pub async fn create_account(&self, new: NewAccount<'_>) -> Result<User, CoreError> {
-        let mut errors = FieldErrors::default();
-        let email = if new.email.trim().is_empty() {
-            errors.add("email", msg::EMAIL_MISSING);
-            None
-        } else {
-            let e = normalize_email(new.email);
-            if e.is_none() {
-                errors.add("email", msg::BAD_EMAIL);
-            }
-            e
-        };
-        let normalized = password::normalize(new.password);
-        if let Some(problem) = password::new_password_problem(&normalized) {
-            errors.add("password", problem);
-        }
-        if let Some(confirm) = new.confirm {
-            if password::normalize(confirm) != normalized {
-                errors.add("password_confirm", msg::CONFIRM_MISMATCH);
-            }
-        }
-        let Some(email) = email.filter(|_| errors.is_empty()) else {
-            return Err(CoreError::Validation(errors));
-        };
-        self.throttle(&super::email_key("reg", &email)).await?;
+        let checked = check_new_account(&new)?;
+        self.store_account(checked, new.roles).await
+    }
+
+    async fn store_account(&self, new: Checked, roles: &[Role]) -> Result<User, CoreError> {
+        let email = new.email;
         let taken = || CoreError::Validation(FieldErrors::one("email", msg::email_taken(&email)));
         // Cheap check first so an obvious duplicate costs no hash; the unique
         // index still decides races.
         if self.db.user_by_email(&email).await?.is_some() {
             return Err(taken());
         }
-        let hash = self.hasher.hash(&normalized).await?;
-        let role_ids: Vec<i32> = new.roles.iter().map(|r| r.id).collect();
+        let hash = self.hasher.hash(&new.password).await?;
+        let mut role_ids: Vec<i32> = roles.iter().map(|r| r.id).collect();
+        role_ids.sort_unstable();
+        role_ids.dedup();
         let user = match self
             .db
             .create_user(&email, Some(&hash), &new_uniquifier(), &role_ids)
@@ -85,14 +104,18 @@ impl Security {
         Ok(user)
     }
 
-    /// The register flow: a new account, signed in at once (tracked). The
-    /// caller starts the session.
+    /// The register flow: the rules, the registration throttle (per
+    /// email, before any hashing), a new account, signed in at once
+    /// (tracked). The caller starts the session.
     pub async fn register(
         &self,
         new: NewAccount<'_>,
         ip: Option<IpAddr>,
     ) -> Result<User, CoreError> {
-        let user = self.create_account(new).await?;
+        let checked = check_new_account(&new)?;
+        self.throttle(&super::email_key("reg", &checked.email))
+            .await?;
+        let user = self.store_account(checked, new.roles).await?;
         self.record_login(&user, ip).await?;
         tracing::info!(
             event = "register",

@@ -50,18 +50,14 @@ pub fn ip_limiter(per_minute: u32) -> DefaultKeyedRateLimiter<IpAddr> {
     ))
 }
 
-/// The throttle key of a known account: its id. Every spelling of the
-/// email that the database matches to this account (letter case, Unicode
-/// case folding that differs between SQLite, PostgreSQL and Rust) counts on
-/// this one key.
-pub fn user_key(user_id: i32) -> String {
-    format!("user:{user_id}")
-}
-
-/// The throttle key of an email that names no account (or before one
-/// exists, for registration): `prefix:` and the SHA-256 of its canonical
+/// A throttle key for an email: `prefix:` and the SHA-256 of its canonical
 /// form (trimmed, NFKC, lower-cased), so keys have a bounded length
-/// whatever the input.
+/// whatever the input. Sign-in counts on the key of the account's stored
+/// email when the database finds one, so every spelling it matches (letter
+/// case, Unicode folds that differ between SQLite, PostgreSQL and Rust)
+/// counts on one key, and on the key of the typed email otherwise: both
+/// are the same key for a spelling Rust folds alike, so the count never
+/// tells whether the account exists.
 pub fn email_key(prefix: &str, email: &str) -> String {
     use sha2::{Digest, Sha256};
     use unicode_normalization::UnicodeNormalization;

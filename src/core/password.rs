@@ -128,6 +128,28 @@ pub struct Hasher {
     /// checked against it so that they cost exactly one hash, like known ones.
     dummy: String,
     count: AtomicU64,
+    /// Seconds one verification takes, by kind of stored hash (see
+    /// [`hash_kind`]), as a moving average: failed checks are padded to the
+    /// slowest, so the time of a refusal does not tell which kind of hash,
+    /// if any, the account has.
+    timings: std::sync::Mutex<std::collections::HashMap<String, f64>>,
+}
+
+/// Kinds of stored hash remembered for timing (there are only a few in
+/// practice: bcrypt costs, argon2 parameter sets).
+const MAX_KINDS: usize = 64;
+
+/// What decides how long verifying against `stored` takes: a bcrypt hash's
+/// cost (`$2b$12$`), an argon2 hash's parameters (up to its salt).
+pub fn hash_kind(stored: &str) -> Option<String> {
+    match Scheme::of(stored) {
+        Scheme::Bcrypt { .. } => stored.get(..7).map(str::to_owned),
+        Scheme::Argon2 => {
+            let end = stored.match_indices('$').nth(3)?.0;
+            Some(stored[..end].to_owned())
+        }
+        Scheme::Unsupported => None,
+    }
 }
 
 impl Hasher {
@@ -150,6 +172,7 @@ impl Hasher {
             admission,
             dummy,
             count: AtomicU64::new(0),
+            timings: Default::default(),
         })
     }
 
@@ -209,16 +232,64 @@ impl Hasher {
             Scheme::Bcrypt { .. } | Scheme::Argon2 => stored.unwrap_or_default().to_owned(),
             Scheme::Unsupported => self.dummy.clone(),
         };
-        let matched = self
+        let kind = hash_kind(&hash);
+        let (matched, took) = self
             .run(move || {
-                Ok(match scheme {
+                let start = std::time::Instant::now();
+                let matched = match scheme {
                     // FS feeds argon2 the whole 88-character pre-hash.
                     Scheme::Argon2 => verify_argon2(&pre, &hash),
                     _ => bcrypt::verify(bcrypt_input(&pre), &hash).unwrap_or(false),
-                })
+                };
+                Ok((matched, start.elapsed().as_secs_f64()))
             })
             .await?;
-        Ok(scheme != Scheme::Unsupported && matched)
+        let slowest = self.record(kind, took);
+        let ok = scheme != Scheme::Unsupported && matched;
+        if !ok && slowest > took {
+            // A refusal takes as long as the slowest kind of hash: an
+            // unknown email (the dummy), a fast legacy hash and a slow one
+            // all look alike from outside.
+            tokio::time::sleep(Duration::from_secs_f64(slowest - took)).await;
+        }
+        Ok(ok)
+    }
+
+    /// Records how long a verification of `kind` took; returns the slowest
+    /// kind's average.
+    fn record(&self, kind: Option<String>, took: f64) -> f64 {
+        let Ok(mut timings) = self.timings.lock() else {
+            return took;
+        };
+        if let Some(kind) = kind {
+            if timings.len() < MAX_KINDS || timings.contains_key(&kind) {
+                let avg = timings.entry(kind).or_insert(took);
+                // A moving average: one hiccup of the machine does not slow
+                // every later refusal.
+                *avg = 0.8 * *avg + 0.2 * took;
+            }
+        }
+        timings.values().copied().fold(took, f64::max)
+    }
+
+    /// Measures the kinds of hash an account may have before the first
+    /// sign-in does (the dummy, and one sample of each kind stored), so
+    /// that even the first refusal for a slow legacy hash takes no longer
+    /// than one for an unknown email.
+    pub async fn calibrate(&self, samples: &[String]) -> Result<(), HashError> {
+        let mut random = [0u8; 16];
+        getrandom::fill(&mut random).map_err(|e| HashError::Internal(e.to_string()))?;
+        let wrong = STANDARD.encode(random);
+        self.verify(&wrong, None).await?;
+        let mut seen = std::collections::HashSet::new();
+        for sample in samples {
+            if let Some(kind) = hash_kind(sample) {
+                if seen.insert(kind) && seen.len() <= MAX_KINDS {
+                    self.verify(&wrong, Some(sample)).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Whether a stored hash should be replaced by one of the configured

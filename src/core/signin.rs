@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use governor::clock::{Clock as _, DefaultClock};
 
-use super::{address_key, email_key, password, user_key, CoreError, Security};
+use super::{address_key, email_key, password, CoreError, Security};
 use crate::core::validate::MAX_EMAIL_LEN;
 use crate::db::User;
 
@@ -66,10 +66,7 @@ impl Security {
         // The account first, so its attempts count on one key whatever
         // spelling of the email found it; an unknown email has its own key.
         let user = self.db.user_by_email(email.trim()).await?;
-        let key = match &user {
-            Some(u) => user_key(u.id),
-            None => email_key("acct", email),
-        };
+        let key = email_key("acct", user.as_ref().map_or(email, |u| u.email.as_str()));
         self.throttle(&key).await?;
         let normalized = password::normalize(password);
         if password::char_len(&normalized) > password::MAX_LENGTH {
@@ -155,7 +152,7 @@ impl Security {
     /// throttled like sign-in, one bcrypt run, the count cleared on success.
     /// [`CoreError::WrongPassword`] when it does not match.
     pub async fn confirm_password(&self, user: &User, password: &str) -> Result<(), CoreError> {
-        let key = user_key(user.id);
+        let key = email_key("acct", &user.email);
         self.throttle(&key).await?;
         let normalized = password::normalize(password);
         let right = password::char_len(&normalized) <= password::MAX_LENGTH
@@ -194,6 +191,14 @@ impl Security {
             "re-authentication"
         );
         outcome
+    }
+
+    /// Times a verification of each kind of hash the accounts have, so
+    /// that refusals are padded to the slowest from the first one on.
+    pub async fn calibrate(&self) -> Result<(), CoreError> {
+        let samples = self.db.password_samples().await?;
+        self.hasher.calibrate(&samples).await?;
+        Ok(())
     }
 
     /// Replaces a verified legacy hash (argon2, weaker bcrypt) with one of

@@ -195,7 +195,8 @@ fn grade_code(code: &str) -> Grade {
     }
     match code.get(..2) {
         Some("08" | "40" | "53" | "57" | "58") => Grade::Unavailable,
-        _ if code == "55P03" => Grade::Unavailable,
+        // lock_not_available; read_only_sql_transaction (a failover).
+        _ if code == "55P03" || code == "25006" => Grade::Unavailable,
         _ => Grade::Other,
     }
 }
@@ -353,7 +354,9 @@ mod tests {
         }
         // PostgreSQL: connection failure, admin shutdown, statement timeout,
         // serialization failure, lock timeout, too many connections.
-        for code in ["08006", "57P01", "57014", "40001", "55P03", "53300"] {
+        for code in [
+            "08006", "57P01", "57014", "40001", "55P03", "53300", "25006",
+        ] {
             assert_eq!(grade_code(code), Grade::Unavailable, "{code}");
         }
         // PostgreSQL: undefined table, undefined column, syntax error.

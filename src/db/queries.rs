@@ -151,6 +151,30 @@ impl Db {
         Ok(done == 1)
     }
 
+    /// One stored hash of each kind that takes its own time to verify
+    /// (each bcrypt cost, and up to a hundred argon2 hashes to sort by
+    /// their parameters), for timing calibration at start.
+    pub async fn password_samples(&self) -> Result<Vec<String>, DbError> {
+        const KINDS: &str =
+            r#"SELECT DISTINCT substr(password, 1, 7) FROM "user" WHERE password LIKE '$2%'"#;
+        const ONE: &str =
+            r#"SELECT password FROM "user" WHERE substr(password, 1, 7) = $1 LIMIT 1"#;
+        const ARGON2: &str =
+            r#"SELECT password FROM "user" WHERE password LIKE '$argon2%' LIMIT 100"#;
+        let kinds: Vec<(String,)> =
+            with_pool!(self, p => sqlx::query_as(KINDS).fetch_all(p).await)?;
+        let mut out = Vec::new();
+        for (kind,) in kinds {
+            let one: Option<(String,)> =
+                with_pool!(self, p => sqlx::query_as(ONE).bind(&kind).fetch_optional(p).await)?;
+            out.extend(one.map(|(h,)| h));
+        }
+        let argon2: Vec<(String,)> =
+            with_pool!(self, p => sqlx::query_as(ARGON2).fetch_all(p).await)?;
+        out.extend(argon2.into_iter().map(|(h,)| h));
+        Ok(out)
+    }
+
     /// Replaces the stored hash of the same password (a rehash): the
     /// fs_uniquifier is kept, so sessions and tokens live on.
     pub async fn set_password_hash(

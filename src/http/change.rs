@@ -16,7 +16,10 @@ fn change_page(ctx: Ctx<'_>, auth: AuthUser) -> Reply {
 #[post("/change", data = "<sub>")]
 async fn change(ctx: Ctx<'_>, sub: Result<AuthedSubmission, Rejected>) -> Result<Reply, ApiError> {
     ctx.check_ip()?;
-    let AuthedSubmission { input, auth } = sub.map_err(|r| r.error)?;
+    let AuthedSubmission { input, auth } = match sub {
+        Ok(sub) => sub,
+        Err(r) => return ctx.rejected("change", r, |_| obj! {}, None),
+    };
     let changed = ctx
         .sec
         .change_password(

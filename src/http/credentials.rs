@@ -4,6 +4,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use rocket::http::Method;
 use rocket::Request;
 
 use crate::core::Security;
@@ -19,8 +20,9 @@ pub fn security<'r>(req: &'r Request<'_>) -> &'r Security {
 }
 
 /// The token this request presents, if any: the configured header, then
-/// `Authorization: Bearer` (when enabled), then the query parameter (when
-/// configured). Presence alone makes the request an API client.
+/// `Authorization: Bearer` (when enabled), then, for GET and HEAD only, the
+/// query parameter (when configured). Presence alone makes the request an
+/// API client.
 pub fn presented_token<'r>(req: &'r Request<'_>) -> Option<&'r str> {
     let cfg = &security(req).config;
     if let Some(t) = req.headers().get_one(&cfg.token_header) {
@@ -34,6 +36,12 @@ pub fn presented_token<'r>(req: &'r Request<'_>) -> Option<&'r str> {
                 }
             }
         }
+    }
+    // Only for safe methods: a cross-site page can put a token of its own
+    // in a form's URL, never in a header, and a token-authenticated request
+    // skips the CSRF and same-site checks.
+    if !matches!(req.method(), Method::Get | Method::Head) {
+        return None;
     }
     let param = cfg.token_query_param.as_deref()?;
     req.query_value::<&str>(param).and_then(Result::ok)

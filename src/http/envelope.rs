@@ -80,15 +80,20 @@ macro_rules! obj {
 /// content type, an Accept header whose best match is `application/json`,
 /// or (gatehouse) a presented auth token.
 pub fn wants_json(req: &Request<'_>) -> bool {
-    *req.local_cache(|| {
+    /// The decision, cached under its own type (a bare `bool` would share
+    /// the request cache with any other `bool`).
+    struct WantsJson(bool);
+    req.local_cache(|| {
         let json_body = req.content_type().is_some_and(is_json_type);
-        json_body
+        let wanted = json_body
             || req
                 .headers()
                 .get_one("Accept")
                 .is_some_and(accept_prefers_json)
-            || presented_token(req).is_some()
+            || presented_token(req).is_some();
+        WantsJson(wanted)
     })
+    .0
 }
 
 /// `application/json` or `application/*+json`.

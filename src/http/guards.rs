@@ -113,9 +113,9 @@ pub async fn identify(req: &Request<'_>) -> Result<Option<AuthUser>, ApiError> {
     .clone()
 }
 
-/// Whether an Origin is this site: the request's own host, or one of the
-/// configured trusted origins. `null` (sandboxed frames, cross-origin
-/// redirects) never is.
+/// Whether an Origin is this site: the request's own host (with `https`
+/// when cookies are Secure), or one of the configured trusted origins.
+/// `null` (sandboxed frames, cross-origin redirects) never is.
 fn same_origin(origin: &str, host: Option<&str>, cfg: &SecurityConfig) -> bool {
     let origin = origin.trim().trim_end_matches('/');
     if cfg
@@ -125,9 +125,11 @@ fn same_origin(origin: &str, host: Option<&str>, cfg: &SecurityConfig) -> bool {
     {
         return true;
     }
-    let authority = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"));
+    let authority = match origin.strip_prefix("https://") {
+        Some(a) => Some(a),
+        None if !cfg.cookie_secure => origin.strip_prefix("http://"),
+        None => None,
+    };
     matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h.trim()))
 }
 
@@ -141,9 +143,15 @@ pub fn is_cross_site(req: &Request<'_>, cfg: &SecurityConfig) -> bool {
     {
         return true;
     }
+    // The request's authority as Rocket parsed it (the Host header, or
+    // HTTP/2's :authority), else the raw Host header.
+    let host = req
+        .host()
+        .map(|h| h.to_string())
+        .or_else(|| headers.get_one("Host").map(str::to_owned));
     headers
         .get_one("Origin")
-        .is_some_and(|o| !same_origin(o, headers.get_one("Host"), cfg))
+        .is_some_and(|o| !same_origin(o, host.as_deref(), cfg))
 }
 
 /// THE rule for requests that ride on the browser's ambient credentials
@@ -285,11 +293,18 @@ pub struct Rejected {
     pub error: ApiError,
     /// The body, when it was readable.
     pub input: Option<Input>,
+    /// The CSRF rule refused a caller nobody is signed in as (no live
+    /// session, no valid token).
+    pub anonymous: bool,
 }
 
 impl From<ApiError> for Rejected {
     fn from(error: ApiError) -> Self {
-        Rejected { error, input: None }
+        Rejected {
+            error,
+            input: None,
+            anonymous: false,
+        }
     }
 }
 
@@ -301,6 +316,7 @@ async fn submission(req: &Request<'_>, data: Data<'_>) -> Result<Submission, Rej
             return Err(Rejected {
                 error,
                 input: Some(input),
+                anonymous: false,
             })
         }
     };
@@ -324,6 +340,7 @@ async fn submission(req: &Request<'_>, data: Data<'_>) -> Result<Submission, Rej
         Err(error) => Err(Rejected {
             error,
             input: Some(input),
+            anonymous: auth.is_none(),
         }),
     }
 }
@@ -363,6 +380,7 @@ impl<'r> FromData<'r> for AuthedSubmission {
             None => Err(Rejected {
                 error: ApiError::Unauthenticated { basic: false },
                 input: Some(s.input),
+                anonymous: true,
             }),
         });
         data_outcome(req, result)

@@ -82,8 +82,13 @@ async fn login(ctx: Ctx<'_>, sub: Result<Submission, Rejected>) -> Result<Reply,
 #[post("/logout", data = "<sub>")]
 async fn logout(ctx: Ctx<'_>, sub: Result<Submission, Rejected>) -> Result<Reply, ApiError> {
     // Only the CSRF rule matters here: whoever the caller is, this
-    // browser's session ends.
-    sub.map_err(|r| r.error)?;
+    // browser's session ends. Nobody signed in (an expired session, say):
+    // there is nothing to protect, so the cookies just go.
+    match sub {
+        Ok(_) => {}
+        Err(r) if r.anonymous && matches!(r.error, ApiError::BadRequest(_)) => {}
+        Err(r) => return Err(r.error),
+    }
     if let Some(data) = &ctx.session {
         ctx.sec.sign_out(data).await?;
     }

@@ -50,6 +50,9 @@ pub enum StartError {
     /// The migrations failed.
     #[error("cannot migrate database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The hash timing calibration could not read the database or hash.
+    #[error("cannot calibrate password checks: {0}")]
+    Calibrate(#[from] crate::core::CoreError),
 }
 
 /// Reads the configuration, opens and migrates the database, and builds the
@@ -64,7 +67,9 @@ pub async fn build_state(figment: &Figment, clock: SharedClock) -> Result<Securi
             cause,
         })?;
     db.migrate().await?;
-    Ok(Security::new(config, db, clock)?)
+    let sec = Security::new(config, db, clock)?;
+    sec.calibrate().await?;
+    Ok(sec)
 }
 
 /// The fairing that builds [`Security`] at ignite (failing ignite, with the

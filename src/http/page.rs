@@ -150,12 +150,17 @@ impl<'r> Ctx<'r> {
     }
 
     /// Starts a brand-new session for `user` (fresh id and CSRF secret,
-    /// recorded on the server) and sets its cookies.
+    /// recorded on the server) and sets its cookies. The session this
+    /// browser had before (a sign-in while signed in, /verify, a password
+    /// change) is retired on the server: its cookie is gone anyway.
     pub async fn start_session(
         &self,
         user: &User,
         remember: bool,
     ) -> Result<SessionData, ApiError> {
+        if let Some(old) = &self.session {
+            self.sec.end_session(old).await?;
+        }
         let data = self.sec.start_session(user, remember).await?;
         cookies::set(self.cookies, &self.sec.config, &data);
         Ok(data)

@@ -24,20 +24,18 @@ fn verify_page(ctx: Ctx<'_>, auth: AuthUser) -> Reply {
 #[post("/verify", data = "<sub>")]
 async fn verify(ctx: Ctx<'_>, sub: Result<AuthedSubmission, Rejected>) -> Result<Reply, ApiError> {
     ctx.check_ip()?;
-    let AuthedSubmission { input, auth } = sub.map_err(|r| r.error)?;
+    let AuthedSubmission { input, auth } = match sub {
+        Ok(sub) => sub,
+        Err(r) => return ctx.rejected("verify", r, |_| obj! {}, None),
+    };
     let password = input.text("password")?;
     let next = ctx.next(&input)?;
     if let Err(e) = ctx.sec.verify(&auth.user, password).await {
         return ctx.flow_failure("verify", e, obj! {}, Some(&auth.user));
     }
-    // A fresh primary authentication: the old session gives way to a new one.
-    let remember = match auth.session() {
-        Some(old) => {
-            ctx.sec.end_session(old).await?;
-            old.rem
-        }
-        None => false,
-    };
+    // A fresh primary authentication: the old session gives way to a new
+    // one (start_session retires this browser's previous record).
+    let remember = auth.session().is_some_and(|old| old.rem);
     if ctx.json || !ctx.include_token {
         return ctx
             .signed_in(

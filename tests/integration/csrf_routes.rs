@@ -150,19 +150,25 @@ async fn every_unsafe_route_refuses_a_cookie_request_without_a_csrf_token() {
                 );
                 sent += 1;
             }
-            // Rocket's method override: a form POST that says it is this method.
-            if *method != Method::Post {
-                let mut f = f.clone();
-                f.push(("_method", method.as_str().to_owned()));
+            // Rocket's method override (honoured only as the first field): a
+            // form POST that says it is another method reaches no handler
+            // that changes anything.
+            for claimed in ["PUT", "DELETE", "PATCH", "GET"] {
+                let mut overridden = vec![("_method", claimed.to_owned())];
+                overridden.extend(f.iter().cloned());
                 let r = b
-                    .send(form_body_owned(app.client.post(path.clone()), &f))
+                    .send(form_body_owned(app.client.post(path.clone()), &overridden))
                     .await;
-                assert!(refused(r.status), "_method={method} {path}: {}", r.status);
+                assert!(
+                    !r.status.class().is_success() || claimed == "GET",
+                    "_method={claimed} on {path}: {}",
+                    r.status
+                );
                 sent += 1;
             }
         }
     }
-    assert!(sent >= routes.len() * 8);
+    assert!(sent >= routes.len() * 16);
     assert_eq!(snapshot(&app).await, before, "nothing was stored");
     // The probes rode on a live session all along.
     let r = b.send(accept_json(app.client.get("/api/me"))).await;
@@ -273,4 +279,108 @@ fn form_body_owned<'a>(
     fields: &[(&str, String)],
 ) -> rocket::local::asynchronous::LocalRequest<'a> {
     req.header(ContentType::Form).body(urlencoded(fields))
+}
+
+/// With `token_query_param` on, a cross-site form could name a token of the
+/// attacker's own in its URL and so skip the CSRF and same-site rule (the
+/// review of issue 10 found it: a login CSRF into the attacker's account).
+/// A token in the URL counts on GET and HEAD only.
+#[rocket::async_test]
+async fn a_token_in_the_url_does_not_excuse_an_unsafe_request() {
+    let app = app_with(|f| f.merge(("security.token_query_param", "auth_token"))).await;
+    app.user("victim@example.com").await;
+    app.user("attacker@example.com").await;
+    let attacker = app.login_token("attacker@example.com", PASSWORD).await;
+    let mut b = app.browser_login("victim@example.com", PASSWORD).await;
+    let before = snapshot(&app).await;
+    for (method, path) in unsafe_routes(&app) {
+        let url = format!("{path}?auth_token={}", enc(&attacker));
+        let f = fields("attacker@example.com");
+        for origin in [None, Some("https://evil.example")] {
+            let mut req = app
+                .client
+                .req(method, url.clone())
+                .header(ContentType::Form)
+                .body(urlencoded(&f));
+            if let Some(o) = origin {
+                req = req.header(Header::new("Origin", o));
+            }
+            let r = b.send(req).await;
+            assert!(
+                refused(r.status),
+                "{method} {url} from {origin:?}: {} {}",
+                r.status,
+                r.body
+            );
+        }
+    }
+    assert_eq!(snapshot(&app).await, before, "nothing was stored");
+    let me = b.send(accept_json(app.client.get("/api/me"))).await;
+    assert_eq!(
+        me.json()["email"],
+        "victim@example.com",
+        "still the victim's session"
+    );
+    // On GET the URL token still works, as configured.
+    let r = send(
+        app.client
+            .get(format!("/api/test?auth_token={}", enc(&attacker))),
+    )
+    .await;
+    assert_eq!(r.status, Status::Ok);
+}
+
+/// A form refused for its CSRF token is shown again with the message, not
+/// swapped for an error page (the review of issue 10).
+#[rocket::async_test]
+async fn a_form_refused_for_csrf_is_shown_again() {
+    let (app, mut b) = setup().await;
+    for (path, field) in [("/change", "new_password"), ("/verify", "password")] {
+        let r = b
+            .send(form_body(app.client.post(path), &[("password", PASSWORD)]))
+            .await;
+        assert_eq!(r.status, Status::BadRequest, "{path}");
+        assert!(
+            r.text().contains("The CSRF token is missing."),
+            "{path}: {}",
+            r.body
+        );
+        assert!(
+            r.body.contains(&format!("name=\"{field}\"")),
+            "{path}: the form again"
+        );
+    }
+}
+
+/// With Secure cookies the site is https: an http Origin for the same host
+/// is another origin.
+#[rocket::async_test]
+async fn with_secure_cookies_an_http_origin_is_cross_site() {
+    let app = app_with(|f| f.merge(("security.cookie_secure", true))).await;
+    app.user("tls@example.com").await;
+    let mut b = Browser::default();
+    b.send(app.client.get("/login")).await;
+    b.submit(
+        &app.client,
+        "/login",
+        &[("email", "tls@example.com"), ("password", PASSWORD)],
+    )
+    .await;
+    let like = |origin: &'static str, article: u32| {
+        app.client
+            .post(format!("/api/articles/{article}/likes"))
+            .header(Header::new("Host", "auth.example.com"))
+            .header(Header::new("Origin", origin))
+    };
+    let xsrf = b.xsrf();
+    let r = b
+        .send(accept_json(
+            like("http://auth.example.com", 1).header(Header::new("X-XSRF-Token", xsrf.clone())),
+        ))
+        .await;
+    assert_eq!(r.status, Status::Forbidden, "{}", r.body);
+    let r = b
+        .send(like("https://auth.example.com", 2).header(Header::new("X-XSRF-Token", xsrf)))
+        .await;
+    assert_eq!(r.status, Status::Created, "{}", r.body);
 }

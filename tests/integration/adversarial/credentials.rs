@@ -170,7 +170,7 @@ async fn a_hundred_parallel_wrong_passwords_count_exactly_a_hundred() {
     let state = app
         .dbh()
         .throttle(
-            &gatehouse::core::user_key(target.id),
+            &gatehouse::core::email_key("acct", &target.email),
             0,
             ThrottleRule {
                 limit: 1_000_000,
