@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use super::validate::normalize_email;
-use super::{msg, new_uniquifier, password, CoreError, FieldErrors, Security};
+use super::{msg, password, CoreError, FieldErrors, Security};
 use crate::db::{DbError, Role, User};
 
 /// What a new account is made of.
@@ -54,10 +54,12 @@ fn check_new_account(new: &NewAccount<'_>) -> Result<Checked, CoreError> {
     if let Some(problem) = password::new_password_problem(&password) {
         errors.add("password", problem);
     }
-    if let Some(confirm) = new.confirm {
-        if password::normalize(confirm) != password {
-            errors.add("password_confirm", msg::CONFIRM_MISMATCH);
+    match new.confirm {
+        Some("") => errors.add("password_confirm", msg::PASSWORD_MISSING),
+        Some(confirm) if password::normalize(confirm) != password => {
+            errors.add("password_confirm", msg::CONFIRM_MISMATCH)
         }
+        _ => {}
     }
     match email {
         Some(email) if errors.is_empty() => Ok(Checked { email, password }),
@@ -89,7 +91,7 @@ impl Security {
         role_ids.dedup();
         let user = match self
             .db
-            .create_user(&email, Some(&hash), &new_uniquifier(), &role_ids)
+            .create_user(&email, Some(&hash), &super::new_ids(), &role_ids)
             .await
         {
             Err(DbError::AlreadyExists(_)) => return Err(taken()),
@@ -128,8 +130,10 @@ impl Security {
 
     /// Sets a new password and rotates fs_uniquifier in one statement, so
     /// every session and token of the user dies. With `current`, the user
-    /// proves the old password first (throttled) and the new one must
-    /// differ; the admin CLI passes `None`. With `confirm`, it must match.
+    /// proves the old password first (throttled; a missing one is a wrong
+    /// one, as in FS) and the new one must differ; the admin CLI passes
+    /// `None`. With `confirm`, it must be given and match. Errors sit on
+    /// FS's fields.
     /// Returns the user as stored now.
     pub async fn change_password(
         &self,
@@ -141,14 +145,13 @@ impl Security {
     ) -> Result<User, CoreError> {
         let new = password::normalize(new);
         let mut errors = FieldErrors::default();
-        if current.is_some_and(|c| password::normalize(c).is_empty()) {
-            errors.add("password", msg::PASSWORD_MISSING);
-        }
         if let Some(problem) = password::new_password_problem(&new) {
             errors.add("new_password", problem);
         }
-        if confirm.is_some_and(|c| password::normalize(c) != new) {
-            errors.add("new_password_confirm", msg::CONFIRM_MISMATCH);
+        match confirm.map(password::normalize) {
+            Some(c) if c.is_empty() => errors.add("new_password_confirm", msg::PASSWORD_MISSING),
+            Some(c) if c != new => errors.add("new_password_confirm", msg::CONFIRM_MISMATCH),
+            _ => {}
         }
         errors.into_result()?;
         if let Some(current) = current {
@@ -156,7 +159,7 @@ impl Security {
             self.confirm_password(user, &current).await?;
             if new == current {
                 return Err(CoreError::Validation(FieldErrors::one(
-                    "new_password",
+                    "password",
                     msg::SAME_PASSWORD,
                 )));
             }

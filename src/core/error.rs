@@ -128,7 +128,7 @@ impl CoreError {
     pub fn field_errors(&self) -> Option<FieldErrors> {
         Some(match self {
             CoreError::WrongCredentials => FieldErrors::one("", msg::LOGIN_FAILED),
-            CoreError::Disabled => FieldErrors::one("", msg::DISABLED),
+            CoreError::Disabled => FieldErrors::one("email", msg::DISABLED),
             CoreError::TwoFactorRequired => FieldErrors::one("", msg::TWO_FACTOR_UNSUPPORTED),
             CoreError::WrongPassword => FieldErrors::one("password", msg::WRONG_PASSWORD),
             CoreError::Validation(f) => f.clone(),

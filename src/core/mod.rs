@@ -94,6 +94,24 @@ pub fn new_uniquifier() -> String {
     random_hex::<16>()
 }
 
+/// A new `fs_webauthn_user_handle` as FS makes it: a random UUID (version
+/// 4) as 32 lowercase hex characters (Python's `uuid.uuid4().hex`).
+pub fn new_webauthn_user_handle() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the OS random source works");
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    hex(&bytes)
+}
+
+/// The random identities of a new account.
+pub fn new_ids() -> crate::db::NewIds {
+    crate::db::NewIds {
+        uniquifier: new_uniquifier(),
+        webauthn_user_handle: new_webauthn_user_handle(),
+    }
+}
+
 impl Security {
     /// Builds the core over an open database: the hashing threads, the
     /// token signer and the limits.

@@ -75,6 +75,15 @@ pub struct UserSummary {
     pub roles: Vec<String>,
 }
 
+/// The random identities of a new user row, as FS fills them.
+#[derive(Debug, Clone)]
+pub struct NewIds {
+    /// `fs_uniquifier`: inside every session and token.
+    pub uniquifier: String,
+    /// `fs_webauthn_user_handle`: the user's id for passkeys.
+    pub webauthn_user_handle: String,
+}
+
 impl Db {
     /// Looks a user up by email, case-insensitively.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, DbError> {
@@ -98,12 +107,13 @@ impl Db {
         &self,
         email: &str,
         password_hash: Option<&str>,
-        uniquifier: &str,
+        ids: &NewIds,
         role_ids: &[i32],
     ) -> Result<User, DbError> {
         let sql = format!(
-            r#"INSERT INTO "user" (email, password, active, fs_uniquifier, create_datetime, update_datetime)
-               VALUES ($1, $2, $3, $4, $5, $5) RETURNING {USER_COLUMNS}"#
+            r#"INSERT INTO "user" (email, password, active, fs_uniquifier, fs_webauthn_user_handle,
+                 create_datetime, update_datetime)
+               VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {USER_COLUMNS}"#
         );
         const ROLE: &str = "INSERT INTO roles_users (user_id, role_id) VALUES ($1, $2)";
         let now = DbTime::now();
@@ -113,7 +123,8 @@ impl Db {
                 .bind(email)
                 .bind(password_hash)
                 .bind(true)
-                .bind(uniquifier)
+                .bind(&ids.uniquifier)
+                .bind(&ids.webauthn_user_handle)
                 .bind(now)
                 .fetch_one(&mut *tx)
                 .await?;

@@ -2,6 +2,7 @@
 
 use rocket::{get, post, routes};
 
+use super::envelope::Envelope;
 use super::error::ApiError;
 use super::flash::Flash;
 use super::guards::{AuthUser, AuthedSubmission, Rejected};
@@ -10,6 +11,14 @@ use crate::obj;
 
 #[get("/change")]
 fn change_page(ctx: Ctx<'_>, auth: AuthUser) -> Reply {
+    if ctx.json {
+        // FS's keys: whether there is a password to confirm, and the user.
+        return Reply::Json(Envelope::ok(obj! {
+            "active_password" => auth.user.password.is_some(),
+            "csrf_token" => ctx.csrf_token(),
+            "user" => serde_json::Map::new(),
+        }));
+    }
     ctx.form_page("change", Some(&auth.user))
 }
 
@@ -20,13 +29,15 @@ async fn change(ctx: Ctx<'_>, sub: Result<AuthedSubmission, Rejected>) -> Result
         Ok(sub) => sub,
         Err(r) => return ctx.rejected("change", r, |_| obj! {}, None),
     };
+    let [current, new, confirm] =
+        input.texts(["password", "new_password", "new_password_confirm"])?;
     let changed = ctx
         .sec
         .change_password(
             &auth.user,
-            Some(input.text("password")?),
-            input.text("new_password")?,
-            Some(input.text("new_password_confirm")?),
+            Some(current),
+            new,
+            Some(confirm),
             "password_change",
         )
         .await;

@@ -27,6 +27,15 @@ pub fn current(req: &Request<'_>, sec: &Security) -> Option<SessionData> {
     .clone()
 }
 
+/// The session cookie's contents whatever its age (a sign-in retires the
+/// record of an expired one too); `None` when absent or unreadable.
+pub fn previous(req: &Request<'_>, sec: &Security) -> Option<SessionData> {
+    let cookie = req
+        .cookies()
+        .get_private(sec.config.session_cookie_name())?;
+    serde_json::from_str(cookie.value()).ok()
+}
+
 /// Whether the request carries a session cookie at all (valid or not).
 pub fn has_session_cookie(req: &Request<'_>, cfg: &SecurityConfig) -> bool {
     req.cookies().get(cfg.session_cookie_name()).is_some()

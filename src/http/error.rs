@@ -38,9 +38,10 @@ pub enum ApiError {
     /// 404.
     #[error("not found")]
     NotFound,
-    /// 405.
+    /// 405, with the methods the resource allows (the `Allow` header;
+    /// empty when unknown).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed(&'static str),
     /// 413: body over the limit.
     #[error("payload too large")]
     PayloadTooLarge,
@@ -93,7 +94,7 @@ impl ApiError {
             ApiError::Unauthenticated { .. } => Status::Unauthorized,
             ApiError::Forbidden | ApiError::CrossSite => Status::Forbidden,
             ApiError::NotFound => Status::NotFound,
-            ApiError::MethodNotAllowed => Status::MethodNotAllowed,
+            ApiError::MethodNotAllowed(_) => Status::MethodNotAllowed,
             ApiError::PayloadTooLarge => Status::PayloadTooLarge,
             ApiError::UnsupportedMediaType => Status::UnsupportedMediaType,
             ApiError::TooManyRequests(_) => Status::TooManyRequests,
@@ -111,7 +112,7 @@ impl ApiError {
             ApiError::Forbidden => msg::UNAUTHORIZED.into(),
             ApiError::CrossSite => msg::CROSS_SITE.into(),
             ApiError::NotFound => "Not found.".into(),
-            ApiError::MethodNotAllowed => "Method not allowed.".into(),
+            ApiError::MethodNotAllowed(_) => "Method not allowed.".into(),
             ApiError::PayloadTooLarge => "Request body is too large.".into(),
             ApiError::UnsupportedMediaType => {
                 "Unsupported content type: send application/json or a form.".into()
@@ -144,6 +145,7 @@ impl ApiError {
             ApiError::Unavailable(_) => env.header("Retry-After", "2"),
             ApiError::Busy => env.header("Retry-After", "1"),
             ApiError::TooManyRequests(s) => env.header("Retry-After", s.to_string()),
+            ApiError::MethodNotAllowed(allow) if !allow.is_empty() => env.header("Allow", *allow),
             ApiError::Unauthenticated { basic: true } => {
                 env.header("WWW-Authenticate", r#"Basic realm="Login Required""#)
             }
@@ -242,7 +244,7 @@ pub fn default_catcher(status: Status, req: &Request<'_>) -> ApiError {
         // Rocket answers a path parameter it cannot parse with 422; for a
         // client that is simply a resource that does not exist.
         404 | 422 => ApiError::NotFound,
-        405 => ApiError::MethodNotAllowed,
+        405 => ApiError::MethodNotAllowed(""),
         413 => ApiError::PayloadTooLarge,
         429 => ApiError::TooManyRequests(1),
         415 => ApiError::UnsupportedMediaType,

@@ -55,6 +55,24 @@ impl Input {
         }
     }
 
+    /// Several text fields at once: every field that is not a string is
+    /// reported (in the order asked), as FS's forms do.
+    pub fn texts<const N: usize>(&self, names: [&str; N]) -> Result<[&str; N], ApiError> {
+        let mut errors = FieldErrors::default();
+        let values = names.map(|name| match self.text(name) {
+            Ok(v) => v,
+            Err(_) => {
+                errors.add(name, msg::NOT_A_STRING);
+                ""
+            }
+        });
+        if errors.is_empty() {
+            Ok(values)
+        } else {
+            Err(ApiError::Validation(errors))
+        }
+    }
+
     /// The `remember` flag: false, `"false"`, `""` and absence are false,
     /// anything else is true.
     pub fn remember(&self) -> bool {

@@ -11,6 +11,7 @@ use super::flash::Flash;
 use super::guards::{AuthedSubmission, MaybeUser, Rejected, Submission};
 use super::input::Input;
 use super::page::{Ctx, Reply};
+use crate::core::validate::is_safe_next;
 use crate::core::{msg, CoreError, FieldErrors};
 use crate::obj;
 
@@ -26,37 +27,45 @@ fn login_values(input: Option<&Input>) -> serde_json::Map<String, serde_json::Va
 
 #[get("/login")]
 async fn login_page(ctx: Ctx<'_>, who: MaybeUser) -> Result<Reply, ApiError> {
-    let user = who.0.filter(|a| a.session().is_some()).map(|a| a.user);
     if ctx.json {
         // Never a token here: tokens only come from a successful POST.
         let mut response = obj! {
             "csrf_token" => ctx.csrf_token(),
             "identity_attributes" => ["email"],
         };
-        if user.is_some() {
+        if who.0.is_some() {
             response.insert("user".into(), serde_json::Value::Object(Map::new()));
         }
         return Ok(Reply::Json(Envelope::ok(response)));
     }
-    Ok(ctx.form_page("login", user.as_ref()))
+    if who.0.is_some() {
+        // As FS: a signed-in browser goes where a sign-in would take it.
+        let next = ctx.query_next.as_deref().filter(|n| is_safe_next(n));
+        return Ok(Reply::Redirect(next.unwrap_or("/").to_owned()));
+    }
+    Ok(ctx.form_page("login", None))
 }
 
 #[post("/login", data = "<sub>")]
 async fn login(ctx: Ctx<'_>, sub: Result<Submission, Rejected>) -> Result<Reply, ApiError> {
     ctx.check_ip()?;
-    let input = match sub {
-        Ok(sub) => sub.input,
+    let sub = match sub {
+        Ok(sub) => sub,
         Err(r) => return ctx.rejected("login", r, login_values, None),
     };
-    let email = input.text("email")?;
-    let password = input.text("password")?;
-    let next = ctx.next(&input)?;
-    let mut errors = FieldErrors::default();
-    if email.trim().is_empty() {
-        errors.add("email", msg::EMAIL_MISSING);
+    if sub.auth.is_some() {
+        return Err(ApiError::BadRequest(msg::ANONYMOUS_ONLY.into()));
     }
+    let input = sub.input;
+    let [email, password] = input.texts(["email", "password"])?;
+    let next = ctx.next(&input)?;
+    // FS's order: the password's error first.
+    let mut errors = FieldErrors::default();
     if password.is_empty() {
         errors.add("password", msg::PASSWORD_MISSING);
+    }
+    if email.trim().is_empty() {
+        errors.add("email", msg::EMAIL_MISSING);
     }
     let outcome = match errors.into_result() {
         Ok(()) => ctx.sec.sign_in(email, password, ctx.ip).await,
@@ -125,12 +134,12 @@ async fn logout_everywhere(
 
 #[get("/logout")]
 fn logout_get() -> ApiError {
-    ApiError::MethodNotAllowed
+    ApiError::MethodNotAllowed("POST")
 }
 
 #[get("/logout-everywhere")]
 fn logout_everywhere_get() -> ApiError {
-    ApiError::MethodNotAllowed
+    ApiError::MethodNotAllowed("POST")
 }
 
 /// The routes of this module.

@@ -88,6 +88,8 @@ pub struct Ctx<'r> {
     pub json: bool,
     /// The session cookie's contents, if valid and fresh.
     pub session: Option<SessionData>,
+    /// The session cookie's contents, even if expired: retired at sign-in.
+    previous: Option<SessionData>,
     /// `?include_auth_token` was given (presence is enough).
     pub include_token: bool,
     /// `?next=` from the query.
@@ -107,6 +109,7 @@ impl<'r> FromRequest<'r> for Ctx<'r> {
             cookies: req.cookies(),
             json: wants_json(req),
             session: cookies::current(req, sec),
+            previous: cookies::previous(req, sec),
             include_token: req.query_fields().any(|f| f.name == "include_auth_token"),
             query_next: req.query_value::<String>("next").and_then(Result::ok),
             ip: super::client_ip::client_ip(req, &sec.config.trusted_proxies),
@@ -152,13 +155,14 @@ impl<'r> Ctx<'r> {
     /// Starts a brand-new session for `user` (fresh id and CSRF secret,
     /// recorded on the server) and sets its cookies. The session this
     /// browser had before (a sign-in while signed in, /verify, a password
-    /// change) is retired on the server: its cookie is gone anyway.
+    /// change, or one that expired) is retired on the server: its cookie is
+    /// gone anyway.
     pub async fn start_session(
         &self,
         user: &User,
         remember: bool,
     ) -> Result<SessionData, ApiError> {
-        if let Some(old) = &self.session {
+        if let Some(old) = &self.previous {
             self.sec.end_session(old).await?;
         }
         let data = self.sec.start_session(user, remember).await?;

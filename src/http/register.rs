@@ -49,10 +49,11 @@ async fn register(ctx: Ctx<'_>, sub: Result<Submission, Rejected>) -> Result<Rep
         return Err(ApiError::BadRequest(msg::ANONYMOUS_ONLY.into()));
     }
     let input = sub.input;
+    let [email, password, confirm] = input.texts(["email", "password", "password_confirm"])?;
     let new = NewAccount {
-        email: input.text("email")?,
-        password: input.text("password")?,
-        confirm: Some(input.text("password_confirm")?),
+        email,
+        password,
+        confirm: Some(confirm),
         roles: &[],
     };
     let next = ctx.next(&input)?;
@@ -62,7 +63,7 @@ async fn register(ctx: Ctx<'_>, sub: Result<Submission, Rejected>) -> Result<Rep
                 &user,
                 false,
                 &next,
-                serde_json::Map::new(),
+                obj! { "tf_required" => false },
                 Flash::Registered,
             )
             .await

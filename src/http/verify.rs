@@ -8,6 +8,7 @@ use rocket::http::Status;
 use rocket::{get, post, routes};
 use serde_json::{Map, Value};
 
+use super::envelope::Envelope;
 use super::error::ApiError;
 use super::flash::Flash;
 use super::guards::{AuthUser, AuthedSubmission, Rejected};
@@ -18,6 +19,16 @@ use crate::obj;
 
 #[get("/verify")]
 fn verify_page(ctx: Ctx<'_>, auth: AuthUser) -> Reply {
+    if ctx.json {
+        // FS's keys; gatehouse has no passkeys or OAuth (yet).
+        return Reply::Json(Envelope::ok(obj! {
+            "csrf_token" => ctx.csrf_token(),
+            "has_webauthn_verify_credential" => false,
+            "oauth_enabled" => false,
+            "oauth_providers" => Vec::<String>::new(),
+            "user" => serde_json::Map::new(),
+        }));
+    }
     ctx.form_page("verify", Some(&auth.user))
 }
 

@@ -349,7 +349,7 @@ async fn a_refusal_takes_as_long_for_an_unknown_email_as_for_a_slow_hash() {
         .create_user(
             "slow@example.com",
             Some(&slow),
-            &gatehouse::core::new_uniquifier(),
+            &gatehouse::core::new_ids(),
             &[],
         )
         .await
@@ -426,27 +426,87 @@ async fn the_throttle_does_not_tell_whether_an_account_exists() {
     assert_eq!(answers[0], Status::TooManyRequests);
 }
 
-/// Signing in again in the same browser retires the session record it had.
+/// Signing in again in the same browser retires the session record it had
+/// (here: one that expired, whose cookie the browser still sends).
 #[rocket::async_test]
 async fn signing_in_again_retires_the_previous_session() {
-    let app = app().await;
-    app.user("again@example.com").await;
+    let app = app_with(|f| f.merge(("security.session_max_age", 60))).await;
+    let user = app.user("again@example.com").await;
     let mut b = app.browser_login("again@example.com", PASSWORD).await;
-    let first = b.get("session").unwrap().clone();
+    let rows = || async {
+        use gatehouse::db::Pool;
+        const SQL: &str = "SELECT COUNT(*) FROM gh_session WHERE user_id = $1";
+        let (n,): (i64,) = match app.dbh().pool() {
+            Pool::Sqlite(p) => sqlx::query_as(SQL).bind(user.id).fetch_one(p).await,
+            Pool::Postgres(p) => sqlx::query_as(SQL).bind(user.id).fetch_one(p).await,
+        }
+        .unwrap();
+        n
+    };
+    assert_eq!(rows().await, 1);
+    app.clock.advance(std::time::Duration::from_secs(61));
+    assert_eq!(
+        b.send(accept_json(app.client.get("/api/me"))).await.status,
+        Status::Unauthorized
+    );
+    let r = b
+        .send(json_body(
+            app.client.post("/login"),
+            json!({"email": "again@example.com", "password": PASSWORD}),
+        ))
+        .await;
+    assert_eq!(r.status, Status::Ok, "{}", r.body);
+    assert_eq!(rows().await, 1, "the expired session's record went");
+    assert_eq!(b.send(app.client.get("/api/me")).await.status, Status::Ok);
+}
+
+/// FS: POST /login while signed in (session or token) is refused.
+#[rocket::async_test]
+async fn signing_in_while_signed_in_is_refused() {
+    let app = app().await;
+    app.user("in@example.com").await;
+    let mut b = app.browser_login("in@example.com", PASSWORD).await;
     let r = b
         .send(
             json_body(
                 app.client.post("/login"),
-                json!({"email": "again@example.com", "password": PASSWORD}),
+                json!({"email": "in@example.com", "password": PASSWORD}),
             )
             .header(Header::new("X-XSRF-Token", b.xsrf())),
         )
         .await;
-    assert_eq!(r.status, Status::Ok, "{}", r.body);
-    assert_ne!(b.get("session").unwrap().value(), first.value());
-    let r = send(accept_json(app.client.get("/api/me")).cookie(first)).await;
-    assert_eq!(r.status, Status::Unauthorized, "the old cookie is dead");
-    assert_eq!(b.send(app.client.get("/api/me")).await.status, Status::Ok);
+    assert_eq!(r.status, Status::BadRequest, "{}", r.body);
+    assert_eq!(
+        r.errors(),
+        vec!["You can only access this endpoint when not logged in."]
+    );
+    let token = app.login_token("in@example.com", PASSWORD).await;
+    let r = send(token_header(
+        json_body(
+            app.client.post("/login"),
+            json!({"email": "in@example.com", "password": PASSWORD}),
+        ),
+        &token,
+    ))
+    .await;
+    assert_eq!(r.status, Status::BadRequest);
+    // A signed-in browser asking for the login page goes on instead.
+    let r = b.send(app.client.get("/login?next=/account")).await;
+    assert_eq!(r.status, Status::Found);
+    assert_eq!(r.location(), "/account");
+    let r = b.send(app.client.get("/login?next=//evil.example")).await;
+    assert_eq!(r.location(), "/");
+}
+
+/// 405 answers say what is allowed (RFC 9110).
+#[rocket::async_test]
+async fn method_not_allowed_names_the_allowed_method() {
+    let app = app().await;
+    for path in ["/logout", "/logout-everywhere"] {
+        let r = send(accept_json(app.client.get(path))).await;
+        assert_eq!(r.status, Status::MethodNotAllowed);
+        assert_eq!(r.header("Allow"), Some("POST"), "{path}");
+    }
 }
 
 /// The review of issue 10: the admin CLI takes a role named twice, and is

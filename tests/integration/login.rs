@@ -269,9 +269,10 @@ async fn empty_fields_and_disabled_accounts() {
         .post_json("/login", json!({"email": "", "password": ""}))
         .await;
     assert_eq!(r.status, Status::BadRequest);
+    // FS lists the password's error first (the oracle checks it).
     assert_eq!(
         r.errors(),
-        vec!["Email not provided", "Password not provided"]
+        vec!["Password not provided", "Email not provided"]
     );
 
     let u = app.user("off@example.com").await;
@@ -293,6 +294,11 @@ async fn empty_fields_and_disabled_accounts() {
         )
         .await;
     assert_eq!(right.errors(), vec!["Account is disabled."]);
+    assert_eq!(
+        right.json()["response"]["field_errors"]["email"],
+        json!(["Account is disabled."]),
+        "FS puts it on the email field"
+    );
     assert!(right.cookie("session").is_none());
 }
 

@@ -15,6 +15,7 @@ mod input;
 mod login;
 mod migration;
 mod operations;
+mod oracle;
 mod outage;
 mod pages;
 mod register;

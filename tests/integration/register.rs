@@ -42,9 +42,14 @@ async fn register_validation_in_field_order_with_exact_messages() {
     let app = app().await;
     let r = app.post_json("/register", json!({})).await;
     assert_eq!(r.status, Status::BadRequest);
+    // The confirmation is required too, as FS's form says (oracle).
     assert_eq!(
         r.errors(),
-        vec!["Email not provided", "Password not provided"]
+        vec![
+            "Email not provided",
+            "Password not provided",
+            "Password not provided"
+        ]
     );
     assert_eq!(
         r.json()["response"]["field_errors"]["email"],

@@ -1,0 +1,669 @@
+//! Issue 11: the real Flask-Security-Too 5.9.2 as the test oracle. A small
+//! FS app (tests/oracle/fs_app.py, from target/oracle-venv, which
+//! scripts/oracle-venv installs) runs on loopback against the same
+//! database as a gatehouse instance, with the same secrets and salts, and
+//! both directions are checked: tokens, accounts, revocation, roles, and
+//! the JSON answers of the endpoints both serve.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rocket::http::{Header, Status};
+use serde_json::{json, Value};
+
+use crate::common::*;
+use crate::process::{free_port, http, HttpResp};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn venv_python() -> PathBuf {
+    let python = PathBuf::from(ROOT).join("target/oracle-venv/bin/python");
+    assert!(
+        python.exists(),
+        "the Flask-Security-Too oracle is not installed: run scripts/oracle-venv \
+         (scripts/test does)"
+    );
+    python
+}
+
+/// The test database as SQLAlchemy names it.
+fn sqlalchemy_url(db: &TestDb) -> String {
+    if db.is_postgres() {
+        // postgres://…/db?options=-c%20search_path%3Dt_x: psycopg2 takes the
+        // same `options`.
+        db.url.replacen("postgres://", "postgresql+psycopg2://", 1)
+    } else {
+        let path = db
+            .url
+            .trim_start_matches("sqlite://")
+            .split('?')
+            .next()
+            .unwrap();
+        format!("sqlite:///{path}")
+    }
+}
+
+/// A running Flask-Security-Too app; killed on drop.
+struct Fs {
+    child: Child,
+    port: u16,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Fs {
+    fn start(db: &TestDb) -> Fs {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("fs.log");
+        let port = free_port();
+        let env = vec![
+            ("ORACLE_DB".to_owned(), sqlalchemy_url(db)),
+            ("ORACLE_SECRET_KEY".to_owned(), SECRET_KEY.to_owned()),
+            ("ORACLE_PASSWORD_SALT".to_owned(), PASSWORD_SALT.to_owned()),
+        ];
+        let child = Command::new(venv_python())
+            .arg("fs_app.py")
+            .arg(port.to_string())
+            .current_dir(PathBuf::from(ROOT).join("tests/oracle"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("the FS app starts");
+        let fs = Fs {
+            child,
+            port,
+            env,
+            log,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http(port, "GET", "/livez", &[], "").is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the FS app did not start: {}",
+                fs.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        fs
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> HttpResp {
+        http(self.port, method, path, headers, body)
+            .unwrap_or_else(|e| panic!("FS {method} {path}: {e}\n{}", self.logs()))
+    }
+
+    /// A JSON request; `token` goes in Authentication-Token.
+    fn json(&self, method: &str, path: &str, body: Option<Value>, token: Option<&str>) -> Reply {
+        let mut headers = vec![("Accept", "application/json")];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        if let Some(t) = token {
+            headers.push(("Authentication-Token", t));
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let r = self.send(method, path, &headers, &body);
+        Reply {
+            status: r.status,
+            body: serde_json::from_str(&r.body).unwrap_or(Value::String(r.body)),
+        }
+    }
+
+    /// FS's own CLI (`flask users …`, `flask roles …`) on this app.
+    fn cli(&self, args: &[&str]) -> Output {
+        let out = Command::new(venv_python())
+            .args(["-m", "flask", "--app", "fs_app"])
+            .args(args)
+            .current_dir(PathBuf::from(ROOT).join("tests/oracle"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "flask {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+impl Drop for Fs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Status and JSON body of an answer, from either side.
+#[derive(Debug, Clone, PartialEq)]
+struct Reply {
+    status: u16,
+    body: Value,
+}
+
+async fn gh(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> Reply {
+    let mut req = match method {
+        "GET" => app.client.get(path.to_owned()),
+        "POST" => app.client.post(path.to_owned()),
+        other => panic!("{other}"),
+    }
+    .header(Header::new("Accept", "application/json"));
+    if let Some(b) = body {
+        req = json_body(req, b);
+    }
+    if let Some(t) = token {
+        req = token_header(req, t);
+    }
+    let r = send(req).await;
+    Reply {
+        status: r.status.code,
+        body: serde_json::from_str(&r.body).unwrap_or(Value::String(r.body)),
+    }
+}
+
+fn token_of(r: &Reply) -> String {
+    r.body["response"]["user"]["authentication_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token in {r:?}"))
+        .to_owned()
+}
+
+fn creds(email: &str, password: &str) -> Value {
+    json!({"email": email, "password": password})
+}
+
+fn registration(email: &str) -> Value {
+    json!({"email": email, "password": PASSWORD, "password_confirm": PASSWORD})
+}
+
+#[rocket::async_test]
+async fn tokens_and_accounts_cross_both_ways() {
+    let app = app().await;
+    let fs = Fs::start(&app.db);
+
+    // Registered on gatehouse, signed in on FS; FS's token works here.
+    let r = gh(
+        &app,
+        "POST",
+        "/register",
+        Some(registration("gh@example.com")),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = fs.json(
+        "POST",
+        "/login?include_auth_token",
+        Some(creds("gh@example.com", PASSWORD)),
+        None,
+    );
+    assert_eq!(r.status, 200, "FS signs in a gatehouse account: {r:?}");
+    let fs_token = token_of(&r);
+    let r = gh(&app, "GET", "/api/test", None, Some(&fs_token)).await;
+    assert_eq!(r.status, 200, "gatehouse takes FS's token: {r:?}");
+    let r = gh(&app, "GET", "/api/me", None, Some(&fs_token)).await;
+    assert_eq!(r.body["email"], "gh@example.com");
+
+    // Registered on FS, signed in here; this token works on FS.
+    let r = fs.json(
+        "POST",
+        "/register",
+        Some(registration("fs@example.com")),
+        None,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = gh(
+        &app,
+        "POST",
+        "/login?include_auth_token",
+        Some(creds("fs@example.com", PASSWORD)),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "gatehouse signs in an FS account: {r:?}");
+    let gh_token = token_of(&r);
+    let r = fs.json("GET", "/api/test", None, Some(&gh_token));
+    assert_eq!(r.status, 200, "FS takes gatehouse's token: {r:?}");
+    let r = fs.json("GET", "/api/me", None, Some(&gh_token));
+    assert_eq!(r.body["email"], "fs@example.com");
+
+    // Both sides fill fs_webauthn_user_handle alike: a UUID4 as 32 hex.
+    for email in ["gh@example.com", "fs@example.com"] {
+        use gatehouse::db::Pool;
+        const SQL: &str = r#"SELECT fs_webauthn_user_handle FROM "user" WHERE email = $1"#;
+        let (handle,): (Option<String>,) = match app.dbh().pool() {
+            Pool::Sqlite(p) => sqlx::query_as(SQL).bind(email).fetch_one(p).await,
+            Pool::Postgres(p) => sqlx::query_as(SQL).bind(email).fetch_one(p).await,
+        }
+        .unwrap();
+        let handle = handle.unwrap_or_else(|| panic!("{email}: no fs_webauthn_user_handle"));
+        assert_eq!(handle.len(), 32, "{email}: {handle}");
+        assert!(handle
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_eq!(&handle[12..13], "4", "{email}: a version-4 UUID: {handle}");
+    }
+
+    // Sign-in tracking is one count, whichever side signs in.
+    let before = app
+        .dbh()
+        .tracking(1)
+        .await
+        .unwrap()
+        .unwrap()
+        .login_count
+        .unwrap();
+    fs.json(
+        "POST",
+        "/login",
+        Some(creds("gh@example.com", PASSWORD)),
+        None,
+    );
+    gh(
+        &app,
+        "POST",
+        "/login",
+        Some(creds("gh@example.com", PASSWORD)),
+        None,
+    )
+    .await;
+    let after = app
+        .dbh()
+        .tracking(1)
+        .await
+        .unwrap()
+        .unwrap()
+        .login_count
+        .unwrap();
+    assert_eq!(after, before + 2);
+
+    // A wrong password is refused on both, and nobody is let in by it.
+    let r = fs.json(
+        "POST",
+        "/login?include_auth_token",
+        Some(creds("fs@example.com", "wrong horse")),
+        None,
+    );
+    assert_eq!(r.status, 400);
+    let r = gh(
+        &app,
+        "POST",
+        "/login?include_auth_token",
+        Some(creds("gh@example.com", "wrong horse")),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+}
+
+#[rocket::async_test]
+async fn revocation_on_either_side_is_honoured_by_the_other() {
+    let app = app().await;
+    let fs = Fs::start(&app.db);
+    app.user("rev@example.com").await;
+    let gh_login = |password: &'static str| {
+        gh(
+            &app,
+            "POST",
+            "/login?include_auth_token",
+            Some(creds("rev@example.com", password)),
+            None,
+        )
+    };
+    let fs_login = |password: &str| {
+        fs.json(
+            "POST",
+            "/login?include_auth_token",
+            Some(creds("rev@example.com", password)),
+            None,
+        )
+    };
+
+    // A password change on FS: gatehouse refuses the old token and password.
+    let old_gh = token_of(&gh_login(PASSWORD).await);
+    let fs_token = token_of(&fs_login(PASSWORD));
+    let r = fs.json(
+        "POST",
+        "/change",
+        Some(json!({"password": PASSWORD, "new_password": "second horse", "new_password_confirm": "second horse"})),
+        Some(&fs_token),
+    );
+    assert_eq!(r.status, 200, "FS changes the password: {r:?}");
+    assert_eq!(
+        gh(&app, "GET", "/api/test", None, Some(&old_gh))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(gh_login(PASSWORD).await.status, 400);
+    let new_gh = token_of(&gh_login("second horse").await);
+
+    // A password change here: FS refuses the old token and password.
+    let fs_token = token_of(&fs_login("second horse"));
+    let r = gh(
+        &app,
+        "POST",
+        "/change",
+        Some(json!({"password": "second horse", "new_password": "third horse!", "new_password_confirm": "third horse!"})),
+        Some(&new_gh),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        fs.json("GET", "/api/test", None, Some(&fs_token)).status,
+        401
+    );
+    assert_eq!(fs_login("second horse").status, 400);
+    let fs_token = token_of(&fs_login("third horse!"));
+
+    // Sign out everywhere here: FS refuses its token at once.
+    let gh_token = token_of(&gh_login("third horse!").await);
+    assert_eq!(
+        gh(&app, "POST", "/logout-everywhere", None, Some(&gh_token))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        fs.json("GET", "/api/test", None, Some(&fs_token)).status,
+        401
+    );
+
+    // FS's reset_access: gatehouse refuses its token and its session.
+    let gh_token = token_of(&gh_login("third horse!").await);
+    let mut browser = app.browser_login("rev@example.com", "third horse!").await;
+    fs.cli(&["users", "reset_access", "rev@example.com"]);
+    assert_eq!(
+        gh(&app, "GET", "/api/test", None, Some(&gh_token))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        browser
+            .send(accept_json(app.client.get("/api/me")))
+            .await
+            .status,
+        Status::Unauthorized
+    );
+
+    // Deactivation on FS: refused here; activation here: FS lets them in.
+    let gh_token = token_of(&gh_login("third horse!").await);
+    fs.cli(&["users", "deactivate", "rev@example.com"]);
+    assert_eq!(
+        gh(&app, "GET", "/api/test", None, Some(&gh_token))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(gh_login("third horse!").await.status, 400);
+    gatehouse::core::admin::set_active(app.sec(), "rev@example.com", true)
+        .await
+        .unwrap();
+    assert_eq!(fs_login("third horse!").status, 200);
+    let gh_token = token_of(&gh_login("third horse!").await);
+
+    // Roles: given on FS, honoured here; taken here, refused on FS.
+    fs.cli(&["roles", "create", "admin"]);
+    fs.cli(&["roles", "add", "rev@example.com", "admin"]);
+    assert_eq!(
+        gh(&app, "GET", "/api/admin/users", None, Some(&gh_token))
+            .await
+            .status,
+        200
+    );
+    let fs_token = token_of(&fs_login("third horse!"));
+    assert_eq!(
+        fs.json("GET", "/api/admin/users", None, Some(&fs_token))
+            .status,
+        200
+    );
+    gatehouse::core::admin::remove_role(app.sec(), "rev@example.com", "admin")
+        .await
+        .unwrap();
+    assert_eq!(
+        fs.json("GET", "/api/admin/users", None, Some(&fs_token))
+            .status,
+        403
+    );
+    assert_eq!(
+        gh(&app, "GET", "/api/admin/users", None, Some(&gh_token))
+            .await
+            .status,
+        403
+    );
+}
+
+/// Volatile values (tokens, CSRF tokens) are masked; everything else must
+/// be equal.
+fn masked(mut r: Reply) -> Reply {
+    fn walk(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    if matches!(k.as_str(), "csrf_token" | "authentication_token") {
+                        *v = Value::String("<masked>".into());
+                    } else {
+                        walk(v);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut r.body);
+    r
+}
+
+#[rocket::async_test]
+async fn json_answers_match_flask_security() {
+    let app = app().await;
+    let fs = Fs::start(&app.db);
+    app.user("same@example.com").await;
+    app.user_with("off@example.com", PASSWORD, &[]).await;
+    gatehouse::core::admin::set_active(app.sec(), "off@example.com", false)
+        .await
+        .unwrap();
+    let cases: Vec<(&str, &str, Option<Value>)> = vec![
+        ("GET", "/login", None),
+        ("POST", "/login", Some(json!({}))),
+        ("POST", "/login", Some(json!({"email": "", "password": ""}))),
+        ("POST", "/login", Some(json!({"email": "same@example.com"}))),
+        ("POST", "/login", Some(json!({"password": PASSWORD}))),
+        ("POST", "/login", Some(creds("off@example.com", PASSWORD))),
+        (
+            "POST",
+            "/login",
+            Some(json!({"email": "same@example.com", "password": 5})),
+        ),
+        ("POST", "/register", Some(json!({}))),
+        (
+            "POST",
+            "/register",
+            Some(json!({"email": "", "password": ""})),
+        ),
+        (
+            "POST",
+            "/register",
+            Some(json!({"email": "n1@example.com", "password": PASSWORD})),
+        ),
+        (
+            "POST",
+            "/register",
+            Some(
+                json!({"email": "n2@example.com", "password": "short", "password_confirm": "short"}),
+            ),
+        ),
+        (
+            "POST",
+            "/register",
+            Some(
+                json!({"email": "n3@example.com", "password": PASSWORD, "password_confirm": "other horse"}),
+            ),
+        ),
+        (
+            "POST",
+            "/register",
+            Some(
+                json!({"email": "not-an-email", "password": PASSWORD, "password_confirm": PASSWORD}),
+            ),
+        ),
+        ("POST", "/register", Some(registration("same@example.com"))),
+        (
+            "POST",
+            "/register",
+            Some(json!({"email": "n4@example.com", "password": 5, "password_confirm": 5})),
+        ),
+        ("GET", "/api/test", None),
+        ("GET", "/api/me", None),
+    ];
+    let mut differences = Vec::new();
+    for (method, path, body) in cases {
+        let theirs = masked(fs.json(method, path, body.clone(), None));
+        let ours = masked(gh(&app, method, path, body.clone(), None).await);
+        if theirs != ours {
+            differences.push(format!(
+                "{method} {path} {}\n  FS:        {} {}\n  gatehouse: {} {}",
+                body.map(|b| b.to_string()).unwrap_or_default(),
+                theirs.status,
+                theirs.body,
+                ours.status,
+                ours.body
+            ));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} differences:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+}
+
+#[rocket::async_test]
+async fn signed_in_json_answers_match_flask_security() {
+    let app = app().await;
+    let fs = Fs::start(&app.db);
+    app.user("in@example.com").await;
+    let gh_token = token_of(
+        &gh(
+            &app,
+            "POST",
+            "/login?include_auth_token",
+            Some(creds("in@example.com", PASSWORD)),
+            None,
+        )
+        .await,
+    );
+    let fs_token = token_of(&fs.json(
+        "POST",
+        "/login?include_auth_token",
+        Some(creds("in@example.com", PASSWORD)),
+        None,
+    ));
+    let cases: Vec<(&str, &str, Option<Value>)> = vec![
+        ("GET", "/login", None),
+        ("POST", "/login", Some(creds("in@example.com", PASSWORD))),
+        ("GET", "/register", None),
+        ("GET", "/change", None),
+        ("POST", "/change", Some(json!({}))),
+        (
+            "POST",
+            "/change",
+            Some(
+                json!({"password": PASSWORD, "new_password": PASSWORD, "new_password_confirm": PASSWORD}),
+            ),
+        ),
+        (
+            "POST",
+            "/change",
+            Some(
+                json!({"password": "wrong horse", "new_password": "fresh horse", "new_password_confirm": "fresh horse"}),
+            ),
+        ),
+        (
+            "POST",
+            "/change",
+            Some(
+                json!({"password": PASSWORD, "new_password": "fresh horse", "new_password_confirm": "other horse"}),
+            ),
+        ),
+        (
+            "POST",
+            "/change",
+            Some(
+                json!({"password": PASSWORD, "new_password": "short", "new_password_confirm": "short"}),
+            ),
+        ),
+        ("GET", "/verify", None),
+        ("POST", "/verify", Some(json!({}))),
+        ("POST", "/verify", Some(json!({"password": "wrong horse"}))),
+        ("GET", "/api/me", None),
+    ];
+    let mut differences = Vec::new();
+    for (method, path, body) in cases {
+        let theirs = masked(fs.json(method, path, body.clone(), Some(&fs_token)));
+        let ours = masked(gh(&app, method, path, body.clone(), Some(&gh_token)).await);
+        let (mut t, mut o) = (theirs.clone(), ours.clone());
+        // Ids differ only by which side made the row; both name one user.
+        for r in [&mut t, &mut o] {
+            if let Some(obj) = r.body.as_object_mut() {
+                obj.remove("id");
+            }
+        }
+        if t != o {
+            differences.push(format!(
+                "{method} {path} {}\n  FS:        {} {}\n  gatehouse: {} {}",
+                body.map(|b| b.to_string()).unwrap_or_default(),
+                theirs.status,
+                theirs.body,
+                ours.status,
+                ours.body
+            ));
+        }
+    }
+    // Registration answers, each side a new account.
+    let theirs = masked(fs.json(
+        "POST",
+        "/register",
+        Some(registration("r1@example.com")),
+        None,
+    ));
+    let ours = masked(
+        gh(
+            &app,
+            "POST",
+            "/register",
+            Some(registration("r2@example.com")),
+            None,
+        )
+        .await,
+    );
+    if theirs != ours {
+        differences.push(format!(
+            "POST /register (success)\n  FS:        {} {}\n  gatehouse: {} {}",
+            theirs.status, theirs.body, ours.status, ours.body
+        ));
+    }
+    assert!(
+        differences.is_empty(),
+        "{} differences:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+}
