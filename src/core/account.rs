@@ -80,9 +80,12 @@ impl Security {
     async fn store_account(&self, new: Checked, roles: &[Role]) -> Result<User, CoreError> {
         let email = new.email;
         let taken = || CoreError::Validation(FieldErrors::one("email", msg::email_taken(&email)));
+        // Rows Flask-Security wrote since the last pass get their keys
+        // first, so a look-alike of one of them is refused too.
+        self.key_emails().await?;
         // Cheap check first so an obvious duplicate costs no hash; the unique
         // index still decides races.
-        if self.db.user_by_email(&email).await?.is_some() {
+        if self.find_user(&email).await?.is_some() {
             return Err(taken());
         }
         let hash = self.hasher.hash(&new.password).await?;
@@ -91,7 +94,7 @@ impl Security {
         role_ids.dedup();
         let user = match self
             .db
-            .create_user(&email, Some(&hash), &super::new_ids(), &role_ids)
+            .create_user(&email, Some(&hash), &super::new_ids(&email), &role_ids)
             .await
         {
             Err(DbError::AlreadyExists(_)) => return Err(taken()),

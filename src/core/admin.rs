@@ -48,8 +48,7 @@ pub fn check_password(raw: &str) -> Result<String, AdminError> {
 }
 
 async fn user(sec: &Security, email: &str) -> Result<User, AdminError> {
-    sec.db
-        .user_by_email(email.trim())
+    sec.find_user(email)
         .await?
         .ok_or_else(|| AdminError::UnknownUser(email.trim().to_owned()))
 }

@@ -51,7 +51,7 @@ pub fn ip_limiter(per_minute: u32) -> DefaultKeyedRateLimiter<IpAddr> {
 }
 
 /// A throttle key for an email: `prefix:` and the SHA-256 of its canonical
-/// form (trimmed, NFKC, lower-cased), so keys have a bounded length
+/// form ([`validate::canonical_email`]), so keys have a bounded length
 /// whatever the input. Sign-in counts on the key of the account's stored
 /// email when the database finds one, so every spelling it matches (letter
 /// case, Unicode folds that differ between SQLite, PostgreSQL and Rust)
@@ -60,8 +60,7 @@ pub fn ip_limiter(per_minute: u32) -> DefaultKeyedRateLimiter<IpAddr> {
 /// tells whether the account exists.
 pub fn email_key(prefix: &str, email: &str) -> String {
     use sha2::{Digest, Sha256};
-    use unicode_normalization::UnicodeNormalization;
-    let canonical: String = email.trim().nfkc().collect::<String>().to_lowercase();
+    let canonical = validate::canonical_email(email);
     format!("{prefix}:{}", hex(&Sha256::digest(canonical.as_bytes())))
 }
 
@@ -104,9 +103,10 @@ pub fn new_webauthn_user_handle() -> String {
     hex(&bytes)
 }
 
-/// The random identities of a new account.
-pub fn new_ids() -> crate::db::NewIds {
+/// The identities of a new account with this email.
+pub fn new_ids(email: &str) -> crate::db::NewIds {
     crate::db::NewIds {
+        email_key: validate::canonical_email(email),
         uniquifier: new_uniquifier(),
         webauthn_user_handle: new_webauthn_user_handle(),
     }
@@ -158,6 +158,18 @@ impl Security {
         }
     }
 
+    /// The account an email names, in any spelling that has the same
+    /// canonical form.
+    pub async fn find_user(&self, email: &str) -> Result<Option<User>, CoreError> {
+        let key = validate::canonical_email(email);
+        Ok(self.db.user_by_email(&key, email.trim()).await?)
+    }
+
+    /// Gives every account Flask-Security wrote its canonical email key.
+    pub async fn key_emails(&self) -> Result<(), CoreError> {
+        Ok(key_emails(&self.db).await?)
+    }
+
     /// Mints a token for a user whose primary authentication was at `paa`.
     pub fn mint_token(&self, uid: &str, paa: f64) -> String {
         self.signer.mint(uid, paa, self.now() as u64)
@@ -199,12 +211,41 @@ impl Security {
 }
 
 /// One housekeeping pass at `now`: purges expired session records and
-/// throttle rows whose `window` and backoff are over. Returns how many of
-/// each went.
+/// throttle rows whose `window` and backoff are over, and keys the emails
+/// of accounts Flask-Security wrote. Returns how many rows were purged.
 pub async fn housekeeping(db: &Db, now: i64, window: i64) -> Result<(u64, u64), DbError> {
     let sessions = db.purge_sessions(now).await?;
     let throttle = db.purge_throttle(now, window).await?;
+    key_emails(db).await?;
     Ok((sessions, throttle))
+}
+
+/// Sets the canonical email key of every account that has none (rows
+/// Flask-Security wrote), in batches. An account whose key another already
+/// has (look-alike emails from before gatehouse) keeps none and is logged:
+/// merge the two.
+pub async fn key_emails(db: &Db) -> Result<(), DbError> {
+    let mut after = 0;
+    loop {
+        let batch = db.unkeyed_users(after, 500).await?;
+        let Some(&(last, _)) = batch.last() else {
+            return Ok(());
+        };
+        for (id, email) in batch {
+            match db
+                .set_email_key(id, &validate::canonical_email(&email))
+                .await
+            {
+                Ok(()) => {}
+                Err(DbError::AlreadyExists(_)) => tracing::warn!(
+                    user_id = id,
+                    "this account's email is a look-alike of another account's: merge them"
+                ),
+                Err(e) => return Err(e),
+            }
+        }
+        after = last;
+    }
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ impl Security {
         }
         // The account first, so its attempts count on one key whatever
         // spelling of the email found it; an unknown email has its own key.
-        let user = self.db.user_by_email(email.trim()).await?;
+        let user = self.find_user(email).await?;
         let key = email_key("acct", user.as_ref().map_or(email, |u| u.email.as_str()));
         self.throttle(&key).await?;
         let normalized = password::normalize(password);

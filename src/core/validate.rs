@@ -38,6 +38,24 @@ pub fn is_safe_next(next: &str) -> bool {
     false
 }
 
+/// The one canonical form of an email, for uniqueness, look-up and
+/// throttling, the same whatever the database: trimmed, NFKC (fullwidth
+/// letters, composed and decomposed accents alike), fully case-folded
+/// (`İ`, `ß`, `Σ` as Unicode folds them, not as SQLite's ASCII-only or
+/// PostgreSQL's locale `lower()` does), the domain in IDNA ASCII form.
+pub fn canonical_email(email: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let nfkc: String = email.trim().nfkc().collect();
+    let folded: String = caseless::default_case_fold_str(&nfkc).nfkc().collect();
+    match folded.rsplit_once('@') {
+        Some((local, domain)) => {
+            let domain = idna::domain_to_ascii(domain).unwrap_or_else(|_| domain.to_owned());
+            format!("{local}@{domain}")
+        }
+        None => folded,
+    }
+}
+
 /// Trims an email and lower-cases its domain (the local part is kept, as
 /// FS's email normaliser does). `None` when it is not a plausible address.
 pub fn normalize_email(raw: &str) -> Option<String> {
@@ -114,6 +132,20 @@ mod tests {
         ] {
             assert!(!is_safe_next(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn canonical_forms_fold_look_alikes() {
+        let c = canonical_email;
+        assert_eq!(c(" Ann@Example.COM "), "ann@example.com");
+        assert_eq!(c("\u{e9}lodie@x.io"), c("e\u{301}lodie@x.io"));
+        assert_eq!(c("\u{c9}LODIE@x.io"), c("\u{e9}lodie@x.io"));
+        assert_eq!(c("\u{ff41}nn@x.io"), "ann@x.io");
+        assert_eq!(c("k\u{130}m@x.io"), c("ki\u{307}m@x.io"));
+        assert_eq!(c("stra\u{df}e@x.io"), c("STRASSE@x.io"));
+        assert_eq!(c("a@b\u{fc}cher.example"), "a@xn--bcher-kva.example");
+        assert_eq!(c("a@B\u{dc}CHER.example"), c("a@xn--bcher-kva.example"));
+        assert_ne!(c("elodie@x.io"), c("\u{e9}lodie@x.io"));
     }
 
     #[test]

@@ -75,9 +75,12 @@ pub struct UserSummary {
     pub roles: Vec<String>,
 }
 
-/// The random identities of a new user row, as FS fills them.
+/// The identities of a new user row: the random ones FS fills, and
+/// gatehouse's canonical email key.
 #[derive(Debug, Clone)]
 pub struct NewIds {
+    /// `gh_email_key`: the canonical form of the email (unique).
+    pub email_key: String,
     /// `fs_uniquifier`: inside every session and token.
     pub uniquifier: String,
     /// `fs_webauthn_user_handle`: the user's id for passkeys.
@@ -85,10 +88,38 @@ pub struct NewIds {
 }
 
 impl Db {
-    /// Looks a user up by email, case-insensitively.
-    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, DbError> {
-        let sql = format!(r#"SELECT {USER_COLUMNS} FROM "user" WHERE lower(email) = lower($1)"#);
-        Ok(with_pool!(self, p => sqlx::query_as(&sql).bind(email).fetch_optional(p).await)?)
+    /// Looks a user up by the canonical form of an email (`key`); a row
+    /// that Flask-Security wrote and gatehouse has not keyed yet is found
+    /// by `lower(email)`. A keyed row wins.
+    pub async fn user_by_email(&self, key: &str, email: &str) -> Result<Option<User>, DbError> {
+        let sql = format!(
+            r#"SELECT {USER_COLUMNS} FROM "user"
+               WHERE gh_email_key = $1 OR (gh_email_key IS NULL AND lower(email) = lower($2))
+               ORDER BY (CASE WHEN gh_email_key IS NULL THEN 1 ELSE 0 END) LIMIT 1"#
+        );
+        Ok(
+            with_pool!(self, p => sqlx::query_as(&sql).bind(key).bind(email).fetch_optional(p).await)?,
+        )
+    }
+
+    /// Up to `limit` users whose canonical email key is not set yet (rows
+    /// Flask-Security wrote), after id `after`.
+    pub async fn unkeyed_users(
+        &self,
+        after: i32,
+        limit: i64,
+    ) -> Result<Vec<(i32, String)>, DbError> {
+        const SQL: &str = r#"SELECT id, email FROM "user" WHERE gh_email_key IS NULL AND id > $1
+            ORDER BY id LIMIT $2"#;
+        Ok(with_pool!(self, p => sqlx::query_as(SQL).bind(after).bind(limit).fetch_all(p).await)?)
+    }
+
+    /// Sets a user's canonical email key; [`DbError::AlreadyExists`] when
+    /// another account already has it (a look-alike pair).
+    pub async fn set_email_key(&self, user_id: i32, key: &str) -> Result<(), DbError> {
+        const SQL: &str = r#"UPDATE "user" SET gh_email_key = $2 WHERE id = $1"#;
+        with_pool!(self, p => sqlx::query(SQL).bind(user_id).bind(key).execute(p).await.map(|_| ()))?;
+        Ok(())
     }
 
     /// Looks a user up by fs_uniquifier: the one way sessions and tokens find
@@ -112,8 +143,8 @@ impl Db {
     ) -> Result<User, DbError> {
         let sql = format!(
             r#"INSERT INTO "user" (email, password, active, fs_uniquifier, fs_webauthn_user_handle,
-                 create_datetime, update_datetime)
-               VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {USER_COLUMNS}"#
+                 create_datetime, update_datetime, gh_email_key)
+               VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING {USER_COLUMNS}"#
         );
         const ROLE: &str = "INSERT INTO roles_users (user_id, role_id) VALUES ($1, $2)";
         let now = DbTime::now();
@@ -126,6 +157,7 @@ impl Db {
                 .bind(&ids.uniquifier)
                 .bind(&ids.webauthn_user_handle)
                 .bind(now)
+                .bind(&ids.email_key)
                 .fetch_one(&mut *tx)
                 .await?;
             for role_id in role_ids {

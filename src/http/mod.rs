@@ -68,6 +68,7 @@ pub async fn build_state(figment: &Figment, clock: SharedClock) -> Result<Securi
         })?;
     db.migrate().await?;
     let sec = Security::new(config, db, clock)?;
+    sec.key_emails().await?;
     sec.calibrate().await?;
     Ok(sec)
 }

@@ -10,18 +10,28 @@ fn wrong(email: &str) -> serde_json::Value {
     json!({"email": email, "password": "not-the-password"})
 }
 
-/// Item 2: PostgreSQL's lower() folds `İ` to `i` where Rust's folding
-/// gives `i` + a combining dot, so look-alike spellings reached one account
-/// under different throttle keys. Attempts now count on the account.
+/// Item 2: PostgreSQL's lower() folds `İ` to `i`, Rust's folding gives
+/// `i` + a combining dot, so look-alike spellings reached one account
+/// under different throttle keys (8x the attempt budget). Now one
+/// canonical form (item 13) decides what reaches an account, on both
+/// databases: the `İ` spellings are not this account anywhere, and every
+/// spelling that is counts on the account's one key.
 #[rocket::async_test]
 async fn every_spelling_that_reaches_an_account_counts_on_it() {
     let app = app().await;
     app.user("kim@example.com").await;
-    let mut spellings = vec!["kim@example.com", "KIM@example.com", "Kim@EXAMPLE.com"];
-    if app.db.is_postgres() {
-        // Only PostgreSQL matches these to the account at all.
-        spellings.extend(["kİm@example.com", "KİM@example.com"]);
+    for other in ["kİm@example.com", "KİM@example.com"] {
+        let r = app
+            .post_json("/login", json!({"email": other, "password": PASSWORD}))
+            .await;
+        assert_eq!(r.status, Status::BadRequest, "{other} is not kim's account");
     }
+    let spellings = [
+        "kim@example.com",
+        "KIM@example.com",
+        "Kim@EXAMPLE.com",
+        "ｋim@example.com",
+    ];
     for i in 0..10 {
         let email = spellings[i % spellings.len()];
         let r = app.post_json("/login", wrong(email)).await;
@@ -349,7 +359,7 @@ async fn a_refusal_takes_as_long_for_an_unknown_email_as_for_a_slow_hash() {
         .create_user(
             "slow@example.com",
             Some(&slow),
-            &gatehouse::core::new_ids(),
+            &gatehouse::core::new_ids("slow@example.com"),
             &[],
         )
         .await
@@ -540,4 +550,99 @@ async fn the_admin_cli_is_not_the_web() {
     .unwrap();
     let roles = app.dbh().user_roles(u.id).await.unwrap();
     assert_eq!(roles.len(), 1);
+}
+
+/// Item 13: NFC/NFD spellings, fullwidth forms and letter case (SQLite
+/// folds ASCII only, PostgreSQL Unicode) made look-alike duplicate
+/// accounts. One canonical form now decides, the same on both databases.
+#[rocket::async_test]
+async fn look_alike_emails_are_one_account() {
+    let app = app().await;
+    let register = |email: &str| {
+        app.post_json(
+            "/register",
+            json!({"email": email, "password": PASSWORD, "password_confirm": PASSWORD}),
+        )
+    };
+    let r = register("\u{e9}lodie@example.com").await;
+    assert_eq!(r.status, Status::Ok, "{}", r.body);
+    let id = app
+        .sec()
+        .find_user("\u{e9}lodie@example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    for look_alike in [
+        "e\u{301}lodie@example.com",
+        "\u{c9}LODIE@example.com",
+        "E\u{301}LODIE@EXAMPLE.COM",
+        "\u{e9}lodie@\u{ff45}xample.com",
+    ] {
+        let r = register(look_alike).await;
+        assert_eq!(r.status, Status::BadRequest, "{look_alike}: {}", r.body);
+        let found = app.sec().find_user(look_alike).await.unwrap();
+        assert_eq!(
+            found.map(|u| u.id),
+            Some(id),
+            "{look_alike} is the same account"
+        );
+        app.login_token(look_alike, PASSWORD).await;
+    }
+    // A different name is a different account.
+    assert_eq!(register("elodie@example.com").await.status, Status::Ok);
+    // Unicode and punycode domains are one domain.
+    assert_eq!(
+        register("ann@xn--bcher-kva.example").await.status,
+        Status::Ok
+    );
+    assert_eq!(
+        register("ann@b\u{fc}cher.example").await.status,
+        Status::BadRequest
+    );
+}
+
+/// Item 13, with Flask-Security on the same database: a row FS wrote has
+/// no canonical key yet; gatehouse keys it before it decides on a new
+/// account, so a look-alike of an FS account is refused too.
+#[rocket::async_test]
+async fn a_look_alike_of_an_account_flask_security_wrote_is_refused() {
+    use gatehouse::db::Pool;
+    let app = app().await;
+    const SQL: &str = r#"INSERT INTO "user" (email, password, active, fs_uniquifier)
+        VALUES ($1, $2, $3, $4)"#;
+    let hash = app
+        .sec()
+        .hasher
+        .hash(&gatehouse::core::password::normalize(PASSWORD))
+        .await
+        .unwrap();
+    let uid = gatehouse::core::new_uniquifier();
+    match app.dbh().pool() {
+        Pool::Sqlite(p) => sqlx::query(SQL)
+            .bind("zo\u{eb}@example.com")
+            .bind(&hash)
+            .bind(true)
+            .bind(&uid)
+            .execute(p)
+            .await
+            .map(|_| ()),
+        Pool::Postgres(p) => sqlx::query(SQL)
+            .bind("zo\u{eb}@example.com")
+            .bind(&hash)
+            .bind(true)
+            .bind(&uid)
+            .execute(p)
+            .await
+            .map(|_| ()),
+    }
+    .unwrap();
+    let r = app
+        .post_json(
+            "/register",
+            json!({"email": "zoe\u{308}@example.com", "password": PASSWORD, "password_confirm": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, Status::BadRequest, "{}", r.body);
+    app.login_token("ZOE\u{308}@example.com", PASSWORD).await;
 }

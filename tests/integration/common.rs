@@ -308,7 +308,7 @@ impl TestApp {
             .unwrap();
         let user = sec
             .db
-            .create_user(email, Some(&hash), &gatehouse::core::new_ids(), &[])
+            .create_user(email, Some(&hash), &gatehouse::core::new_ids(email), &[])
             .await
             .expect("new email");
         for r in roles {

@@ -84,8 +84,7 @@ async fn flask_users_sign_in_and_argon2_is_rehashed_to_bcrypt() {
     let r = login("bcrypt@example.com").await;
     assert_eq!(r.status, Status::Ok, "{}", r.body);
     let stored = sec
-        .db
-        .user_by_email("bcrypt@example.com")
+        .find_user("bcrypt@example.com")
         .await
         .unwrap()
         .unwrap()
@@ -101,8 +100,7 @@ async fn flask_users_sign_in_and_argon2_is_rehashed_to_bcrypt() {
     assert_eq!(r.status, Status::Ok, "{}", r.body);
     let token = r.token();
     let stored = sec
-        .db
-        .user_by_email("argon@example.com")
+        .find_user("argon@example.com")
         .await
         .unwrap()
         .unwrap()
@@ -172,8 +170,7 @@ async fn flask_users_sign_in_and_argon2_is_rehashed_to_bcrypt() {
         vec!["Authentication failed - identity or password/passcode invalid"]
     );
     let stored = sec
-        .db
-        .user_by_email("plain@example.com")
+        .find_user("plain@example.com")
         .await
         .unwrap()
         .unwrap()

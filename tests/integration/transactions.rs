@@ -50,8 +50,8 @@ async fn a_rotation_and_its_session_deletions_are_one_transaction() {
     // The uniquifier did not change without its session rows going: all or
     // nothing, so the token and the session still work.
     let now = app
-        .dbh()
-        .user_by_email("tx@example.com")
+        .sec()
+        .find_user("tx@example.com")
         .await
         .unwrap()
         .unwrap();
@@ -81,8 +81,8 @@ async fn a_password_change_is_all_or_nothing() {
     .await;
     assert_eq!(r.status, Status::InternalServerError, "{}", r.body);
     let now = app
-        .dbh()
-        .user_by_email("pw@example.com")
+        .sec()
+        .find_user("pw@example.com")
         .await
         .unwrap()
         .unwrap();
@@ -108,8 +108,8 @@ async fn a_user_and_its_roles_are_one_transaction() {
     .expect_err("the role cannot be stored");
     assert!(!err.to_string().is_empty());
     assert!(
-        app.dbh()
-            .user_by_email("roles@example.com")
+        app.sec()
+            .find_user("roles@example.com")
             .await
             .unwrap()
             .is_none(),

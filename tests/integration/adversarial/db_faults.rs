@@ -209,7 +209,7 @@ async fn postgres_stopped_hung_and_killed() {
         .create_user(
             "pg@example.com",
             Some(&hash),
-            &gatehouse::core::new_ids(),
+            &gatehouse::core::new_ids("pg@example.com"),
             &[],
         )
         .await
