@@ -197,6 +197,7 @@ defaults! {
     d_token_salt: String = "remember-salt".into();
     d_token_max_age: u64 = 86_400;
     d_token_header: String = "Authentication-Token".into();
+    d_token_clock_skew: u64 = 30;
     d_true: bool = true;
     d_bcrypt_cost: u32 = 12;
     d_session_max_age: u64 = 86_400;
@@ -231,6 +232,10 @@ pub struct SecurityConfig {
     /// Tokens older than this many seconds are refused.
     #[serde(default = "d_token_max_age")]
     pub token_max_age: u64,
+    /// Seconds a token's timestamp may be ahead of this instance's clock
+    /// (instances' clocks differ a little); at most 300.
+    #[serde(default = "d_token_clock_skew")]
+    pub token_clock_skew: u64,
     /// Header carrying the token.
     #[serde(default = "d_token_header")]
     pub token_header: String,
@@ -252,6 +257,10 @@ pub struct SecurityConfig {
     /// Server-enforced lifetime of a plain session, seconds.
     #[serde(default = "d_session_max_age")]
     pub session_max_age: u64,
+    /// A session not used for this many seconds ends (0: no inactivity
+    /// limit, only the lifetimes).
+    #[serde(default)]
+    pub session_idle_timeout: u64,
     /// Lifetime of a "remember me" session, seconds.
     #[serde(default = "d_remember_max_age")]
     pub remember_max_age: u64,
@@ -401,6 +410,12 @@ impl SecurityConfig {
                     format!("{origin:?} is not an origin: scheme://host[:port], e.g. \"https://app.example.com\""),
                 ));
             }
+        }
+        if cfg.token_clock_skew > 300 {
+            return Err(invalid(
+                "security.token_clock_skew",
+                "must be at most 300 seconds",
+            ));
         }
         if cfg.housekeeping_interval == 0 {
             return Err(invalid(

@@ -146,10 +146,12 @@ impl Security {
     /// The active user a token names. A bad, expired or revoked token reads
     /// as nobody (`Ok(None)`); `Err` only when the database cannot answer.
     pub async fn token_user(&self, token: &str) -> Result<Option<User>, CoreError> {
-        match self
-            .signer
-            .verify(token, self.now() as u64, self.config.token_max_age)
-        {
+        match self.signer.verify_with_skew(
+            token,
+            self.now() as u64,
+            self.config.token_max_age,
+            self.config.token_clock_skew,
+        ) {
             Ok(uid) => Ok(self.db.user_by_uniquifier(&uid).await?.filter(|u| u.active)),
             Err(e) => {
                 tracing::debug!(reason = %e, "token refused");

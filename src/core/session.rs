@@ -133,10 +133,19 @@ impl Security {
         let (Some(uid), Some(sid)) = (data.uid.as_deref(), data.sid.as_deref()) else {
             return Ok(None);
         };
-        Ok(self
-            .db
-            .user_by_session(&session_hash(sid), uid, now)
-            .await?)
+        let idle = self.config.session_idle_timeout as i64;
+        let idle_since = if idle > 0 { now - idle } else { 0 };
+        let hash = session_hash(sid);
+        let Some((user, last_seen)) = self.db.user_by_session(&hash, uid, now, idle_since).await?
+        else {
+            return Ok(None);
+        };
+        // Record the use at most once a minute (or a tenth of the limit):
+        // enough for the limit, no write on every request.
+        if idle > 0 && now - last_seen >= (idle / 10).clamp(1, 60) {
+            self.db.touch_session(&hash, now).await?;
+        }
+        Ok(Some(user))
     }
 
     /// Ends one session on the server: a copy of its cookie cannot sign

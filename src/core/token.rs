@@ -101,6 +101,20 @@ impl TokenSigner {
     /// The MAC is checked in constant time before anything of the payload is
     /// decoded; the age is checked against `max_age` seconds at `now`.
     pub fn verify(&self, token: &str, now: u64, max_age: u64) -> Result<String, TokenError> {
+        self.verify_with_skew(token, now, max_age, 0)
+    }
+
+    /// [`verify`](Self::verify), accepting a timestamp up to `skew` seconds
+    /// ahead of `now`: several instances' clocks differ a little, and a
+    /// token one of them just minted must work on the others at once. The
+    /// age limit is unchanged.
+    pub fn verify_with_skew(
+        &self,
+        token: &str,
+        now: u64,
+        max_age: u64,
+        skew: u64,
+    ) -> Result<String, TokenError> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Malformed);
         }
@@ -114,10 +128,10 @@ impl TokenSigner {
 
         let (payload, ts_b64) = signed.rsplit_once('.').ok_or(TokenError::Malformed)?;
         let ts = decode_timestamp(ts_b64).ok_or(TokenError::Malformed)?;
-        if ts > now {
+        if ts > now.saturating_add(skew) {
             return Err(TokenError::FromTheFuture);
         }
-        if now - ts > max_age {
+        if now.saturating_sub(ts) > max_age {
             return Err(TokenError::Expired);
         }
         let json = decode_payload(payload)?;

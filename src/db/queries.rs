@@ -22,6 +22,14 @@ pub struct User {
 
 const USER_COLUMNS: &str = "id, email, password, active, fs_uniquifier, tf_primary_method";
 
+/// A user with the time their session was last used.
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    #[sqlx(flatten)]
+    user: User,
+    last_seen: i64,
+}
+
 /// The sign-in tracking columns (FS `SECURITY_TRACKABLE`).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Tracking {
@@ -359,27 +367,41 @@ impl Db {
         expires_at: i64,
     ) -> Result<(), DbError> {
         const SQL: &str =
-            "INSERT INTO gh_session (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+            "INSERT INTO gh_session (id_hash, user_id, created_at, expires_at, last_seen_at)
+            VALUES ($1, $2, $3, $4, $3)";
         with_pool!(self, p => sqlx::query(SQL).bind(id_hash).bind(user_id).bind(now).bind(expires_at)
             .execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// The active user of a live session: the session row exists, has not
-    /// expired, and its user still has the uniquifier the cookie carries.
-    /// One query on every session-authenticated request.
+    /// expired, was used since `idle_since` (0: no inactivity limit), and
+    /// its user still has the uniquifier the cookie carries. Also returns
+    /// when the session was last used. One query on every
+    /// session-authenticated request.
     pub async fn user_by_session(
         &self,
         id_hash: &str,
         uid: &str,
         now: i64,
-    ) -> Result<Option<User>, DbError> {
-        const SQL: &str = r#"SELECT u.id, u.email, u.password, u.active, u.fs_uniquifier, u.tf_primary_method
+        idle_since: i64,
+    ) -> Result<Option<(User, i64)>, DbError> {
+        const SQL: &str = r#"SELECT u.id, u.email, u.password, u.active, u.fs_uniquifier, u.tf_primary_method,
+                COALESCE(s.last_seen_at, s.created_at) AS last_seen
             FROM gh_session s JOIN "user" u ON u.id = s.user_id
-            WHERE s.id_hash = $1 AND u.fs_uniquifier = $2 AND s.expires_at > $3 AND u.active = $4"#;
-        Ok(with_reader!(self, e => sqlx::query_as(SQL)
-            .bind(id_hash).bind(uid).bind(now).bind(true)
-            .fetch_optional(e).await)?)
+            WHERE s.id_hash = $1 AND u.fs_uniquifier = $2 AND s.expires_at > $3 AND u.active = $4
+              AND COALESCE(s.last_seen_at, s.created_at) > $5"#;
+        let row: Option<SessionRow> = with_reader!(self, e => sqlx::query_as(SQL)
+            .bind(id_hash).bind(uid).bind(now).bind(true).bind(idle_since)
+            .fetch_optional(e).await)?;
+        Ok(row.map(|r| (r.user, r.last_seen)))
+    }
+
+    /// Records that a session was used at `now` (for the inactivity limit).
+    pub async fn touch_session(&self, id_hash: &str, now: i64) -> Result<(), DbError> {
+        const SQL: &str = "UPDATE gh_session SET last_seen_at = $2 WHERE id_hash = $1";
+        with_pool!(self, p => sqlx::query(SQL).bind(id_hash).bind(now).execute(p).await.map(|_| ()))?;
+        Ok(())
     }
 
     /// Ends one session.

@@ -50,7 +50,11 @@ pub fn set(cookies: &CookieJar<'_>, cfg: &SecurityConfig, data: &SessionData) {
         .same_site(SameSite::Lax)
         .secure(cfg.cookie_secure);
     session = if data.rem {
-        session.max_age(Duration::seconds(cfg.remember_max_age as i64))
+        // Expires agrees with Max-Age (Rocket would default it to a week).
+        let age = Duration::seconds(cfg.remember_max_age as i64);
+        session
+            .max_age(age)
+            .expires(rocket::time::OffsetDateTime::now_utc() + age)
     } else {
         // Ends with the browser session; the server also enforces session_max_age.
         session.expires(rocket::http::private::cookie::Expiration::Session)
@@ -67,7 +71,10 @@ fn set_xsrf_cookie(cookies: &CookieJar<'_>, cfg: &SecurityConfig, data: &Session
         .same_site(SameSite::Strict)
         .secure(cfg.cookie_secure);
     if data.rem {
-        xsrf = xsrf.max_age(Duration::seconds(cfg.remember_max_age as i64));
+        let age = Duration::seconds(cfg.remember_max_age as i64);
+        xsrf = xsrf
+            .max_age(age)
+            .expires(rocket::time::OffsetDateTime::now_utc() + age);
     }
     cookies.add(xsrf);
 }

@@ -646,3 +646,82 @@ async fn a_look_alike_of_an_account_flask_security_wrote_is_refused() {
     assert_eq!(r.status, Status::BadRequest, "{}", r.body);
     app.login_token("ZOE\u{308}@example.com", PASSWORD).await;
 }
+
+/// Sessions end after `session_idle_timeout` seconds without use, beside
+/// their absolute lifetime; using a session keeps it alive.
+#[rocket::async_test]
+async fn an_idle_session_ends_and_a_used_one_lives_on() {
+    let app = app_with(|f| f.merge(("security.session_idle_timeout", 600))).await;
+    app.user("idle@example.com").await;
+    let mut used = app.browser_login("idle@example.com", PASSWORD).await;
+    let mut idle = app.browser_login("idle@example.com", PASSWORD).await;
+    async fn me(app: &TestApp, b: &mut Browser) -> Status {
+        b.send(accept_json(app.client.get("/api/me"))).await.status
+    }
+    for _ in 0..3 {
+        app.clock.advance(std::time::Duration::from_secs(400));
+        assert_eq!(me(&app, &mut used).await, Status::Ok, "used every 400 s");
+    }
+    assert_eq!(
+        me(&app, &mut idle).await,
+        Status::Unauthorized,
+        "1200 s idle"
+    );
+    app.clock.advance(std::time::Duration::from_secs(601));
+    assert_eq!(
+        me(&app, &mut used).await,
+        Status::Unauthorized,
+        "then 601 s idle"
+    );
+}
+
+/// Several instances' clocks differ a little: a token minted by one whose
+/// clock is ahead works at once on the others; far ahead, it does not.
+#[rocket::async_test]
+async fn a_token_from_a_slightly_fast_clock_is_accepted() {
+    let app = app().await;
+    let user = app.user("skew@example.com").await;
+    let now = app.sec().now() as u64;
+    let ahead = app
+        .sec()
+        .signer
+        .mint(&user.fs_uniquifier, now as f64, now + 20);
+    assert_eq!(
+        app.get_with_token("/api/test", &ahead).await.status,
+        Status::Ok
+    );
+    let far = app
+        .sec()
+        .signer
+        .mint(&user.fs_uniquifier, now as f64, now + 120);
+    assert_eq!(
+        app.get_with_token("/api/test", &far).await.status,
+        Status::Unauthorized
+    );
+}
+
+/// The remember-me cookie's Expires agrees with its Max-Age (Rocket's
+/// default Expires for private cookies is a week).
+#[rocket::async_test]
+async fn remember_me_expires_agrees_with_max_age() {
+    let app = app().await;
+    app.user("remember@example.com").await;
+    let r = app
+        .post_json(
+            "/login",
+            json!({"email": "remember@example.com", "password": PASSWORD, "remember": true}),
+        )
+        .await;
+    for name in ["session", "XSRF-TOKEN"] {
+        let raw = r.raw_cookie(name);
+        let cookie = rocket::http::Cookie::parse(raw.clone()).unwrap();
+        let max_age = cookie.max_age().expect("Max-Age").whole_seconds();
+        assert_eq!(max_age, 30 * 86_400, "{raw}");
+        let expires = cookie.expires_datetime().expect("Expires");
+        let delta = (expires - rocket::time::OffsetDateTime::now_utc()).whole_seconds();
+        assert!(
+            (max_age - delta).abs() < 120,
+            "{name}: Expires in {delta} s: {raw}"
+        );
+    }
+}

@@ -79,7 +79,7 @@ async fn rotation_removes_the_session_records() {
     send(token_header(app.client.post("/logout-everywhere"), &token)).await;
     let left = app
         .dbh()
-        .user_by_session("anything", &u.fs_uniquifier, 0)
+        .user_by_session("anything", &u.fs_uniquifier, 0, 0)
         .await
         .unwrap();
     assert!(left.is_none());
