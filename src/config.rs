@@ -210,6 +210,7 @@ defaults! {
     d_account_max_delay: i32 = 60;
     d_ip_limit_per_minute: u32 = 100;
     d_housekeeping_interval: u64 = 60;
+    d_body_timeout_ms: u64 = 10_000;
     d_max_connections: u32 = (std::thread::available_parallelism().map_or(2, |n| n.get()) * 4) as u32;
     d_timeout_ms: u64 = 1500;
     d_idle_timeout: u64 = 300;
@@ -293,6 +294,9 @@ pub struct SecurityConfig {
     /// that may send cookie-authenticated unsafe requests.
     #[serde(default)]
     pub trusted_origins: Vec<String>,
+    /// Milliseconds an auth endpoint waits for a request body before 408.
+    #[serde(default = "d_body_timeout_ms")]
+    pub body_timeout_ms: u64,
     /// Seconds between purges of expired sessions and throttle rows.
     #[serde(default = "d_housekeeping_interval")]
     pub housekeeping_interval: u64,
@@ -440,6 +444,11 @@ impl SecurityConfig {
             base_delay: self.account_base_delay,
             max_delay: self.account_max_delay,
         }
+    }
+
+    /// How long an auth endpoint waits for a request body.
+    pub fn body_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.body_timeout_ms.max(1))
     }
 
     /// How long a request waits for a hashing slot.

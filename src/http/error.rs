@@ -42,6 +42,9 @@ pub enum ApiError {
     /// empty when unknown).
     #[error("method not allowed")]
     MethodNotAllowed(&'static str),
+    /// 408: the body did not arrive within `body_timeout_ms`.
+    #[error("request timeout")]
+    RequestTimeout,
     /// 413: body over the limit.
     #[error("payload too large")]
     PayloadTooLarge,
@@ -96,6 +99,7 @@ impl ApiError {
             ApiError::NotFound => Status::NotFound,
             ApiError::MethodNotAllowed(_) => Status::MethodNotAllowed,
             ApiError::PayloadTooLarge => Status::PayloadTooLarge,
+            ApiError::RequestTimeout => Status::RequestTimeout,
             ApiError::UnsupportedMediaType => Status::UnsupportedMediaType,
             ApiError::TooManyRequests(_) => Status::TooManyRequests,
             ApiError::Unavailable(_) | ApiError::Busy => Status::ServiceUnavailable,
@@ -114,6 +118,7 @@ impl ApiError {
             ApiError::NotFound => "Not found.".into(),
             ApiError::MethodNotAllowed(_) => "Method not allowed.".into(),
             ApiError::PayloadTooLarge => "Request body is too large.".into(),
+            ApiError::RequestTimeout => "The request body took too long to arrive.".into(),
             ApiError::UnsupportedMediaType => {
                 "Unsupported content type: send application/json or a form.".into()
             }
@@ -245,6 +250,7 @@ pub fn default_catcher(status: Status, req: &Request<'_>) -> ApiError {
         // client that is simply a resource that does not exist.
         404 | 422 => ApiError::NotFound,
         405 => ApiError::MethodNotAllowed(""),
+        408 => ApiError::RequestTimeout,
         413 => ApiError::PayloadTooLarge,
         429 => ApiError::TooManyRequests(1),
         415 => ApiError::UnsupportedMediaType,

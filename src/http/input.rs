@@ -189,10 +189,12 @@ async fn read(req: &Request<'_>, data: Data<'_>) -> Result<Input, ApiError> {
         }
         Some(_) => return Err(ApiError::UnsupportedMediaType),
     };
-    let body = data
-        .open(BODY_LIMIT.bytes())
-        .into_bytes()
+    // A client that trickles its body (or stops) does not hold the
+    // request past the configured time: 408.
+    let limit = super::credentials::security(req).config.body_timeout();
+    let body = tokio::time::timeout(limit, data.open(BODY_LIMIT.bytes()).into_bytes())
         .await
+        .map_err(|_| ApiError::RequestTimeout)?
         .map_err(|e| ApiError::BadRequest(format!("The request body could not be read: {e}.")))?;
     if !body.is_complete() {
         return Err(ApiError::PayloadTooLarge);
