@@ -758,3 +758,70 @@ fn a_stalled_body_is_cut_off_with_408() {
     );
     assert!(took < Duration::from_secs(5), "answered after {took:?}");
 }
+
+/// No panic is reachable from database content: rows another program wrote
+/// with broken hashes, dates, roles or two-factor columns make refusals or
+/// errors, never a panic (Rocket would log one), on sign-in, on the account
+/// page, in the start-up calibration and in the admin CLI.
+#[test]
+fn broken_rows_cause_no_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("odd.db").display());
+    let env = crate::process::env(&db, "");
+    // Create the schema, then write rows as a careless program would.
+    let out = crate::process::run(&env, &["roles", "create", "seed"], "");
+    assert!(out.status.success(), "{out:?}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&db).await.unwrap();
+        for (i, password) in [
+            "$2b$99$abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQ",
+            "$2b$",
+            "$argon2id$v=19$m=8,t=1,p=1$bm90LWEtc2FsdA$",
+            "$argon2id$garbage",
+            "",
+            "plain text",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            sqlx::query(
+                r#"INSERT INTO "user" (email, password, active, fs_uniquifier, current_login_at,
+                   last_login_at, login_count, tf_primary_method)
+                   VALUES ($1, $2, 1, $3, 'not a date', '9999-99-99 99:99:99', -5, 'sms')"#,
+            )
+            .bind(format!("odd{i}@example.com"))
+            .bind(password)
+            .bind(format!("uniq{i}"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        }
+        sqlx::query("INSERT INTO role (name, permissions) VALUES ('weird', ',, ,,read,,')")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO roles_users (user_id, role_id) VALUES (1, 2)")
+            .execute(&mut c)
+            .await
+            .unwrap();
+    });
+    let server = crate::process::Server::start(&env);
+    for i in 0..6 {
+        let body = format!(r#"{{"email":"odd{i}@example.com","password":"whatever horse"}}"#);
+        let r = server
+            .request(
+                "POST",
+                "/login",
+                &[("Content-Type", "application/json")],
+                &body,
+            )
+            .unwrap();
+        assert_eq!(r.status, 400, "{}", r.body);
+    }
+    let out = crate::process::run(&env, &["users", "list"], "");
+    assert!(out.status.success(), "{out:?}");
+    let logs = server.logs();
+    assert!(!logs.to_lowercase().contains("panic"), "{logs}");
+}
