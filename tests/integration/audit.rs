@@ -347,7 +347,7 @@ async fn a_refusal_takes_as_long_for_an_unknown_email_as_for_a_slow_hash() {
     // An account whose hash is far slower than the configured cost 4.
     let slow = gatehouse::core::password::Hasher::new(
         secrecy::SecretString::from(PASSWORD_SALT),
-        9,
+        11,
         1,
         std::time::Duration::from_secs(60),
     )
@@ -393,10 +393,11 @@ async fn a_refusal_takes_as_long_for_an_unknown_email_as_for_a_slow_hash() {
     }
     let min = |v: &[f64]| v.iter().copied().fold(f64::MAX, f64::min);
     let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
-    // cost 9 is 32 times cost 4: without padding the unknown email
-    // answers in a millisecond or two, the slow hash in tens of them.
+    // cost 11 is 128 times cost 4: without padding an unknown email
+    // answers in about a hundredth of the slow hash's time. Padded, the
+    // two are alike; the margin leaves room for a loaded machine.
     assert!(
-        min(&unknown) >= 0.7 * min(&known),
+        min(&unknown) >= 0.25 * min(&known),
         "unknown {unknown:?} vs known {known:?}"
     );
     assert!(max(&known) < 10.0);
@@ -444,13 +445,10 @@ async fn signing_in_again_retires_the_previous_session() {
     let user = app.user("again@example.com").await;
     let mut b = app.browser_login("again@example.com", PASSWORD).await;
     let rows = || async {
-        use gatehouse::db::Pool;
         const SQL: &str = "SELECT COUNT(*) FROM gh_session WHERE user_id = $1";
-        let (n,): (i64,) = match app.dbh().pool() {
-            Pool::Sqlite(p) => sqlx::query_as(SQL).bind(user.id).fetch_one(p).await,
-            Pool::Postgres(p) => sqlx::query_as(SQL).bind(user.id).fetch_one(p).await,
-        }
-        .unwrap();
+        let (n,): (i64,) =
+            crate::on_pool!(app, p => sqlx::query_as(SQL).bind(user.id).fetch_one(p).await)
+                .unwrap();
         n
     };
     assert_eq!(rows().await, 1);
@@ -607,7 +605,6 @@ async fn look_alike_emails_are_one_account() {
 /// account, so a look-alike of an FS account is refused too.
 #[rocket::async_test]
 async fn a_look_alike_of_an_account_flask_security_wrote_is_refused() {
-    use gatehouse::db::Pool;
     let app = app().await;
     const SQL: &str = r#"INSERT INTO "user" (email, password, active, fs_uniquifier)
         VALUES ($1, $2, $3, $4)"#;
@@ -618,24 +615,14 @@ async fn a_look_alike_of_an_account_flask_security_wrote_is_refused() {
         .await
         .unwrap();
     let uid = gatehouse::core::new_uniquifier();
-    match app.dbh().pool() {
-        Pool::Sqlite(p) => sqlx::query(SQL)
-            .bind("zo\u{eb}@example.com")
-            .bind(&hash)
-            .bind(true)
-            .bind(&uid)
-            .execute(p)
-            .await
-            .map(|_| ()),
-        Pool::Postgres(p) => sqlx::query(SQL)
-            .bind("zo\u{eb}@example.com")
-            .bind(&hash)
-            .bind(true)
-            .bind(&uid)
-            .execute(p)
-            .await
-            .map(|_| ()),
-    }
+    crate::on_pool!(app, p => sqlx::query(SQL)
+        .bind("zo\u{eb}@example.com")
+        .bind(&hash)
+        .bind(true)
+        .bind(&uid)
+        .execute(p)
+        .await
+        .map(|_| ()))
     .unwrap();
     let r = app
         .post_json(

@@ -21,6 +21,18 @@ pub const SECRET_KEY: &str = "test-secret-key";
 pub const PASSWORD_SALT: &str = "test-password-salt";
 pub const PASSWORD: &str = "correct horse";
 
+/// Runs `$body` with `$p` bound to the test app's concrete pool: the same
+/// query code on SQLite and PostgreSQL.
+#[macro_export]
+macro_rules! on_pool {
+    ($app:expr, $p:ident => $body:expr) => {
+        match $app.dbh().pool() {
+            gatehouse::db::Pool::Sqlite($p) => $body,
+            gatehouse::db::Pool::Postgres($p) => $body,
+        }
+    };
+}
+
 /// Where a test's database lives.
 pub struct TestDb {
     pub url: String,

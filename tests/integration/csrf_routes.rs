@@ -13,7 +13,6 @@ use crate::common::*;
 /// database: users (uniquifier, hash, sign-in count), roles, session
 /// records, throttle rows and the demo's likes.
 async fn snapshot(app: &TestApp) -> String {
-    use gatehouse::db::Pool;
     const USERS: &str = r#"SELECT id, fs_uniquifier, COALESCE(password, ''), COALESCE(login_count, 0), active FROM "user" ORDER BY id"#;
     const SESSIONS: &str = "SELECT id_hash FROM gh_session ORDER BY id_hash";
     const THROTTLE: &str = "SELECT key, attempts FROM gh_throttle ORDER BY key";
@@ -30,10 +29,7 @@ async fn snapshot(app: &TestApp) -> String {
             format!("{users:?}\n{sessions:?}\n{throttle:?}\n{counts:?}")
         }};
     }
-    match app.dbh().pool() {
-        Pool::Sqlite(p) => read!(p),
-        Pool::Postgres(p) => read!(p),
-    }
+    crate::on_pool!(app, p => read!(p))
 }
 
 /// Every route whose method changes something, with its dynamic segments

@@ -243,13 +243,9 @@ async fn tokens_and_accounts_cross_both_ways() {
 
     // Both sides fill fs_webauthn_user_handle alike: a UUID4 as 32 hex.
     for email in ["gh@example.com", "fs@example.com"] {
-        use gatehouse::db::Pool;
         const SQL: &str = r#"SELECT fs_webauthn_user_handle FROM "user" WHERE email = $1"#;
-        let (handle,): (Option<String>,) = match app.dbh().pool() {
-            Pool::Sqlite(p) => sqlx::query_as(SQL).bind(email).fetch_one(p).await,
-            Pool::Postgres(p) => sqlx::query_as(SQL).bind(email).fetch_one(p).await,
-        }
-        .unwrap();
+        let (handle,): (Option<String>,) =
+            crate::on_pool!(app, p => sqlx::query_as(SQL).bind(email).fetch_one(p).await).unwrap();
         let handle = handle.unwrap_or_else(|| panic!("{email}: no fs_webauthn_user_handle"));
         assert_eq!(handle.len(), 32, "{email}: {handle}");
         assert!(handle
@@ -448,8 +444,35 @@ async fn revocation_on_either_side_is_honoured_by_the_other() {
     );
 }
 
-/// Volatile values (tokens, CSRF tokens) are masked; everything else must
-/// be equal.
+/// Sends each case to FS and to gatehouse (with each side's own token,
+/// when given) and lists where the masked answers differ.
+async fn compare(
+    fs: &Fs,
+    app: &TestApp,
+    cases: &[(&str, &str, Option<Value>)],
+    tokens: Option<(&str, &str)>,
+) -> Vec<String> {
+    let mut differences = Vec::new();
+    for (method, path, body) in cases {
+        let theirs = masked(fs.json(method, path, body.clone(), tokens.map(|t| t.0)));
+        let ours = masked(gh(app, method, path, body.clone(), tokens.map(|t| t.1)).await);
+        if theirs != ours {
+            differences.push(format!(
+                "{method} {path} {}\n  FS:        {} {}\n  gatehouse: {} {}",
+                body.as_ref().map(|b| b.to_string()).unwrap_or_default(),
+                theirs.status,
+                theirs.body,
+                ours.status,
+                ours.body
+            ));
+        }
+    }
+    differences
+}
+
+/// Volatile values (tokens, CSRF tokens) are masked, and so is a user's id
+/// (it differs only by which side made the row); everything else must be
+/// equal.
 fn masked(mut r: Reply) -> Reply {
     fn walk(v: &mut Value) {
         match v {
@@ -467,6 +490,9 @@ fn masked(mut r: Reply) -> Reply {
         }
     }
     walk(&mut r.body);
+    if let Some(obj) = r.body.as_object_mut() {
+        obj.remove("id");
+    }
     r
 }
 
@@ -532,21 +558,7 @@ async fn json_answers_match_flask_security() {
         ("GET", "/api/test", None),
         ("GET", "/api/me", None),
     ];
-    let mut differences = Vec::new();
-    for (method, path, body) in cases {
-        let theirs = masked(fs.json(method, path, body.clone(), None));
-        let ours = masked(gh(&app, method, path, body.clone(), None).await);
-        if theirs != ours {
-            differences.push(format!(
-                "{method} {path} {}\n  FS:        {} {}\n  gatehouse: {} {}",
-                body.map(|b| b.to_string()).unwrap_or_default(),
-                theirs.status,
-                theirs.body,
-                ours.status,
-                ours.body
-            ));
-        }
-    }
+    let differences = compare(&fs, &app, &cases, None).await;
     assert!(
         differences.is_empty(),
         "{} differences:\n{}",
@@ -615,28 +627,7 @@ async fn signed_in_json_answers_match_flask_security() {
         ("POST", "/verify", Some(json!({"password": "wrong horse"}))),
         ("GET", "/api/me", None),
     ];
-    let mut differences = Vec::new();
-    for (method, path, body) in cases {
-        let theirs = masked(fs.json(method, path, body.clone(), Some(&fs_token)));
-        let ours = masked(gh(&app, method, path, body.clone(), Some(&gh_token)).await);
-        let (mut t, mut o) = (theirs.clone(), ours.clone());
-        // Ids differ only by which side made the row; both name one user.
-        for r in [&mut t, &mut o] {
-            if let Some(obj) = r.body.as_object_mut() {
-                obj.remove("id");
-            }
-        }
-        if t != o {
-            differences.push(format!(
-                "{method} {path} {}\n  FS:        {} {}\n  gatehouse: {} {}",
-                body.map(|b| b.to_string()).unwrap_or_default(),
-                theirs.status,
-                theirs.body,
-                ours.status,
-                ours.body
-            ));
-        }
-    }
+    let mut differences = compare(&fs, &app, &cases, Some((&fs_token, &gh_token))).await;
     // Registration answers, each side a new account.
     let theirs = masked(fs.json(
         "POST",

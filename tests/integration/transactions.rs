@@ -11,12 +11,8 @@ use crate::common::*;
 
 /// Runs DDL on the test database, on either backend.
 async fn exec(app: &TestApp, sql: &str) {
-    use gatehouse::db::Pool;
-    match app.dbh().pool() {
-        Pool::Sqlite(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
-        Pool::Postgres(p) => sqlx::raw_sql(sql).execute(p).await.map(|_| ()),
-    }
-    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    crate::on_pool!(app, p => sqlx::raw_sql(sql).execute(p).await.map(|_| ()))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 /// Makes every `event` on `table` fail with the message "boom".
