@@ -239,8 +239,12 @@ pub(crate) fn remember_failure(req: &Request<'_>, err: &ApiError) {
 /// else with the plain error for the status, as an envelope or a page.
 #[catch(default)]
 pub fn default_catcher(status: Status, req: &Request<'_>) -> ApiError {
+    // A guard's recorded reason, when this is its failure: a handler may
+    // have handled that failure itself and failed later with another status.
     if let Some(err) = &req.local_cache(|| GuardFailure(None)).0 {
-        return err.clone();
+        if err.status() == status {
+            return err.clone();
+        }
     }
     match status.code {
         400 => ApiError::BadRequest("The request could not be understood.".into()),
