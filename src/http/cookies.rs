@@ -14,31 +14,34 @@ use crate::core::Security;
 /// Name of the script-readable cookie carrying the CSRF token.
 pub const XSRF_COOKIE: &str = "XSRF-TOKEN";
 
-/// The session of this request, read once (cached for the request).
-/// Expired, undecryptable or malformed cookies read as no session.
-pub fn current(req: &Request<'_>, sec: &Security) -> Option<SessionData> {
-    req.local_cache(|| {
-        let cookie = req
-            .cookies()
-            .get_private(sec.config.session_cookie_name())?;
-        let data: SessionData = serde_json::from_str(cookie.value()).ok()?;
-        data.is_fresh(&sec.config, sec.now()).then_some(data)
+/// The session cookie's contents whatever their age, decrypted once per
+/// request (cached); `None` when absent, undecryptable or malformed.
+struct Stored(Option<SessionData>);
+
+fn stored<'r>(req: &'r Request<'_>, sec: &Security) -> &'r Option<SessionData> {
+    &req.local_cache(|| {
+        Stored(
+            req.cookies()
+                .get_private(sec.config.session_cookie_name())
+                .and_then(|c| serde_json::from_str(c.value()).ok()),
+        )
     })
-    .clone()
+    .0
+}
+
+/// The session of this request. Expired, undecryptable or malformed
+/// cookies read as no session.
+pub fn current(req: &Request<'_>, sec: &Security) -> Option<SessionData> {
+    stored(req, sec)
+        .as_ref()
+        .filter(|data| data.is_fresh(&sec.config, sec.now()))
+        .cloned()
 }
 
 /// The session cookie's contents whatever its age (a sign-in retires the
 /// record of an expired one too); `None` when absent or unreadable.
 pub fn previous(req: &Request<'_>, sec: &Security) -> Option<SessionData> {
-    let cookie = req
-        .cookies()
-        .get_private(sec.config.session_cookie_name())?;
-    serde_json::from_str(cookie.value()).ok()
-}
-
-/// Whether the request carries a session cookie at all (valid or not).
-pub fn has_session_cookie(req: &Request<'_>, cfg: &SecurityConfig) -> bool {
-    req.cookies().get(cfg.session_cookie_name()).is_some()
+    stored(req, sec).clone()
 }
 
 /// Writes the session cookies for `data`.
