@@ -9,17 +9,16 @@
 //! change (sqlx checks their checksums), so it stays there as history, and
 //! [`fairing`] creates it where it is missing.
 
-use rocket::fs::NamedFile;
-use rocket::http::Status;
+use rocket::http::{ContentType, Status};
 use rocket::response::status::Custom;
 use rocket::serde::json::{json, Json, Value};
 use rocket::{get, post, routes, State};
 
 use crate::core::Security;
 use crate::db::{with_pool, Db, DbError, DbTime};
+use crate::http::assets::Assets;
 use crate::http::error::ApiError;
 use crate::http::guards::{AuthUser, BasicUser, RolesRequired, TokenUser};
-use crate::http::StaticDir;
 use crate::role_set;
 
 role_set!(pub Admin = ["admin"]);
@@ -113,12 +112,10 @@ fn basic_test(user: BasicUser) -> Json<Value> {
 /// The single-page app demo (static/demo.html): plain JavaScript calling
 /// this API with the session cookie and with a token.
 #[get("/demo")]
-async fn demo(dir: &State<StaticDir>) -> Result<NamedFile, ApiError> {
-    let path = dir.0.join("demo.html");
-    NamedFile::open(&path).await.map_err(|e| {
-        tracing::error!(path = %path.display(), error = %e, "demo page missing");
-        ApiError::NotFound
-    })
+fn demo(
+    assets: &State<Assets>,
+) -> Result<(ContentType, std::borrow::Cow<'static, [u8]>), ApiError> {
+    assets.file("demo.html").ok_or(ApiError::NotFound)
 }
 
 /// A like stored by the demo API.

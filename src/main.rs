@@ -304,7 +304,20 @@ async fn hash_time(
 }
 
 async fn serve() -> ExitCode {
-    let app = gatehouse::demo::mount(gatehouse::rocket(rocket::Config::figment()));
+    // Everything that can stop a start is checked before Rocket starts, so
+    // each problem is one line with its reason.
+    let figment = rocket::Config::figment();
+    let clock = std::sync::Arc::new(gatehouse::core::SystemClock);
+    let state = match gatehouse::build_state(&figment, clock).await {
+        Ok(state) => state,
+        Err(reason) => return fail(reason),
+    };
+    let assets = match gatehouse::http::assets::Assets::from_figment(&figment) {
+        Ok(assets) => assets,
+        Err(reason) => return fail(reason),
+    };
+    tracing::info!(backend = state.db.backend(), "gatehouse ready");
+    let app = gatehouse::demo::mount(gatehouse::http::rocket_with_state(figment, state, assets));
     match app.launch().await {
         Ok(rocket) => {
             gatehouse::close(&rocket).await;

@@ -6,7 +6,6 @@
 use rocket::http::Status;
 use rocket::response::{self, Redirect, Responder};
 use rocket::{catch, Request};
-use rocket_dyn_templates::{context, Template};
 use serde_json::{Map, Value};
 
 use super::envelope::{wants_json, Envelope};
@@ -210,12 +209,23 @@ impl<'r> Responder<'r, 'static> for ApiError {
             }
             _ => {
                 let env = self.envelope();
-                let page = Template::render(
-                    "error",
-                    context! { status: self.status().code, reason: self.status().reason(),
-                    message: self.public_message() },
+                let context = serde_json::json!({
+                    "status": self.status().code,
+                    "reason": self.status().reason(),
+                    "message": self.public_message(),
+                });
+                let page = req
+                    .rocket()
+                    .state::<super::assets::Assets>()
+                    .map(|a| a.render("error", context))
+                    .and_then(|r| {
+                        r.map_err(|e| tracing::error!(error = %e, "error page cannot be rendered"))
+                            .ok()
+                    })
+                    .unwrap_or_else(|| PLAIN_500.to_owned());
+                let mut res = response::Response::build_from(
+                    (rocket::http::ContentType::HTML, page).respond_to(req)?,
                 );
-                let mut res = response::Response::build_from(page.respond_to(req)?);
                 res.status(self.status())
                     .raw_header("Cache-Control", "private, no-store");
                 for h in env.headers {
@@ -226,6 +236,10 @@ impl<'r> Responder<'r, 'static> for ApiError {
         }
     }
 }
+
+/// The page when no template can be rendered.
+pub const PLAIN_500: &str =
+    "<!doctype html><title>Error</title><p>Something went wrong. Please try again.</p>";
 
 /// The error a request guard failed with, kept for the catcher.
 pub(crate) struct GuardFailure(pub Option<ApiError>);

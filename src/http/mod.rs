@@ -3,6 +3,7 @@
 //! envelope or page, templates, fairings. [`rocket`] composes them into the
 //! auth server.
 
+pub mod assets;
 pub mod change;
 pub mod client_ip;
 pub mod cookies;
@@ -25,9 +26,7 @@ use std::sync::Arc;
 
 use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
-use rocket::fs::FileServer;
 use rocket::{catchers, Build, Rocket};
-use rocket_dyn_templates::Template;
 
 use crate::config::{ConfigError, DatabaseConfig, SecurityConfig};
 use crate::core::{Security, SharedClock, SystemClock};
@@ -134,9 +133,6 @@ pub async fn close<P: rocket::Phase>(rocket: &Rocket<P>) {
     }
 }
 
-/// Where the static files are (`static_dir`, by default `static`); managed.
-pub struct StaticDir(pub std::path::PathBuf);
-
 /// The full auth server on the system clock: state, templates, auth routes,
 /// static files and the catcher. Mount your own routes on it.
 pub fn rocket(figment: Figment) -> Rocket<Build> {
@@ -145,18 +141,30 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
 
 /// [`rocket`] on a given clock (tests move a [`crate::core::ManualClock`]).
 pub fn rocket_with_clock(figment: Figment, clock: SharedClock) -> Rocket<Build> {
-    let static_dir: std::path::PathBuf = figment
-        .extract_inner::<String>("static_dir")
-        .unwrap_or_else(|_| "static".into())
-        .into();
-    rocket::custom(figment)
+    base(figment)
+        .attach(assets::fairing())
         .attach(fairing(clock))
+}
+
+/// The auth server on a state and assets built beforehand: the binary
+/// builds them first, so that a start-up problem is one line with its
+/// reason, before Rocket starts.
+pub fn rocket_with_state(
+    figment: Figment,
+    state: Security,
+    assets: assets::Assets,
+) -> Rocket<Build> {
+    base(figment)
+        .manage(state)
+        .manage(assets)
+        .attach(housekeeping())
+}
+
+fn base(figment: Figment) -> Rocket<Build> {
+    rocket::custom(figment)
         .attach(logging::RequestLog)
         .attach(headers::SecurityHeaders)
-        .attach(Template::fairing())
         .mount("/", routes())
-        .mount("/static", FileServer::from(&static_dir))
-        .manage(StaticDir(static_dir))
         .register("/", catchers![error::default_catcher])
 }
 
@@ -169,5 +177,6 @@ pub fn routes() -> Vec<rocket::Route> {
     r.extend(pages::routes());
     r.extend(health::routes());
     r.extend(verify::routes());
+    r.extend(assets::routes());
     r
 }

@@ -7,7 +7,6 @@ use rocket::outcome::Outcome;
 use rocket::request::{self, FromRequest};
 use rocket::response::{self, Redirect, Responder};
 use rocket::Request;
-use rocket_dyn_templates::Template;
 use serde_json::{Map, Value};
 
 use super::cookies;
@@ -28,7 +27,7 @@ pub enum Reply {
     /// JSON envelope.
     Json(Envelope),
     /// A rendered page with its status.
-    Page(Status, Template),
+    Page(Status, String),
     /// 302 to a same-site path.
     Redirect(String),
 }
@@ -37,10 +36,12 @@ impl<'r> Responder<'r, 'static> for Reply {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         match self {
             Reply::Json(env) => env.respond_to(req),
-            Reply::Page(status, page) => response::Response::build_from(page.respond_to(req)?)
-                .status(status)
-                .raw_header("Cache-Control", "private, no-store")
-                .ok(),
+            Reply::Page(status, page) => response::Response::build_from(
+                (rocket::http::ContentType::HTML, page).respond_to(req)?,
+            )
+            .status(status)
+            .raw_header("Cache-Control", "private, no-store")
+            .ok(),
             Reply::Redirect(to) => {
                 response::Response::build_from(Redirect::found(location(&to)).respond_to(req)?)
                     .raw_header("Cache-Control", "private, no-store")
@@ -82,6 +83,8 @@ pub fn location(path: &str) -> String {
 pub struct Ctx<'r> {
     /// Shared state.
     pub sec: &'r Security,
+    /// Templates and static files.
+    pub assets: &'r super::assets::Assets,
     /// Cookies, to start or end sessions.
     pub cookies: &'r CookieJar<'r>,
     /// The client wants JSON (WIRE.md §2).
@@ -106,6 +109,10 @@ impl<'r> FromRequest<'r> for Ctx<'r> {
         let sec = security(req);
         Outcome::Success(Ctx {
             sec,
+            assets: req
+                .rocket()
+                .state::<super::assets::Assets>()
+                .expect("assets are managed at ignite"),
             cookies: req.cookies(),
             json: wants_json(req),
             session: cookies::current(req, sec),
@@ -335,17 +342,23 @@ pub fn render_page(
     user: Option<&User>,
     csrf_token: String,
 ) -> Reply {
-    let page = Template::render(
-        name,
-        rocket_dyn_templates::context! {
-            csrf_token,
-            form,
-            user_email: user.map(|u| u.email.clone()),
-            flash: flash::take(ctx.cookies),
-            registerable: ctx.sec.config.registerable,
-        },
-    );
-    Reply::Page(status, page)
+    let context = serde_json::json!({
+        "csrf_token": csrf_token,
+        "form": form,
+        "user_email": user.map(|u| u.email.clone()),
+        "flash": flash::take(ctx.cookies),
+        "registerable": ctx.sec.config.registerable,
+    });
+    match ctx.assets.render(name, context) {
+        Ok(page) => Reply::Page(status, page),
+        Err(e) => {
+            tracing::error!(template = name, error = %e, "page cannot be rendered");
+            Reply::Page(
+                Status::InternalServerError,
+                super::error::PLAIN_500.to_owned(),
+            )
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod process;
 mod admin;
 mod api;
 mod audit;
+mod binary;
 mod compat;
 mod csrf;
 mod csrf_routes;

@@ -73,10 +73,16 @@ pub struct Server {
 
 impl Server {
     pub fn start(envs: &[(String, String)]) -> Server {
+        Self::start_in(envs, std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
+    }
+
+    /// A server started with `cwd` as its working directory.
+    pub fn start_in(envs: &[(String, String)], cwd: &std::path::Path) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("server.log");
         let port = free_port();
         let child = command(envs)
+            .current_dir(cwd)
             .env("ROCKET_PORT", port.to_string())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
