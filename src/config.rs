@@ -211,6 +211,9 @@ defaults! {
     d_ip_limit_per_minute: u32 = 100;
     d_housekeeping_interval: u64 = 60;
     d_body_timeout_ms: u64 = 10_000;
+    d_auth_user_id_header: String = "X-Auth-User-Id".into();
+    d_auth_email_header: String = "X-Auth-Email".into();
+    d_auth_roles_header: String = "X-Auth-Roles".into();
     d_max_connections: u32 = (std::thread::available_parallelism().map_or(2, |n| n.get()) * 4) as u32;
     d_timeout_ms: u64 = 1500;
     d_idle_timeout: u64 = 300;
@@ -297,6 +300,15 @@ pub struct SecurityConfig {
     /// Milliseconds an auth endpoint waits for a request body before 408.
     #[serde(default = "d_body_timeout_ms")]
     pub body_timeout_ms: u64,
+    /// `/auth/check`: the response header with the user's id.
+    #[serde(default = "d_auth_user_id_header")]
+    pub auth_user_id_header: String,
+    /// `/auth/check`: the response header with the user's email.
+    #[serde(default = "d_auth_email_header")]
+    pub auth_email_header: String,
+    /// `/auth/check`: the response header with the user's roles (comma-separated).
+    #[serde(default = "d_auth_roles_header")]
+    pub auth_roles_header: String,
     /// Seconds between purges of expired sessions and throttle rows.
     #[serde(default = "d_housekeeping_interval")]
     pub housekeeping_interval: u64,
@@ -413,6 +425,20 @@ impl SecurityConfig {
                     "security.trusted_origins",
                     format!("{origin:?} is not an origin: scheme://host[:port], e.g. \"https://app.example.com\""),
                 ));
+            }
+        }
+        for (key, name) in [
+            ("security.auth_user_id_header", &cfg.auth_user_id_header),
+            ("security.auth_email_header", &cfg.auth_email_header),
+            ("security.auth_roles_header", &cfg.auth_roles_header),
+            ("security.token_header", &cfg.token_header),
+        ] {
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(invalid(key, format!("{name:?} is not a header name")));
             }
         }
         if cfg.token_clock_skew > 300 {

@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod envelope;
 pub mod error;
 pub mod flash;
+pub mod forward;
 pub mod guards;
 pub mod headers;
 pub mod health;
@@ -178,5 +179,6 @@ pub fn routes() -> Vec<rocket::Route> {
     r.extend(health::routes());
     r.extend(verify::routes());
     r.extend(assets::routes());
+    r.extend(forward::routes());
     r
 }

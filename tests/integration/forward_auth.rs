@@ -1,0 +1,271 @@
+//! Issue 17, item 1: forward auth, proven with a real nginx (Debian's, with
+//! `auth_request`) in front of a small backend that records every request
+//! it gets. Anonymous requests never reach the backend; signed-in ones
+//! arrive with the identity headers, which the client cannot forge; a
+//! missing role is 403; sign out everywhere cuts them off on the next
+//! request.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::process::{env, free_port, http, run, HttpResp, Server};
+
+const BACKEND: &str = r#"
+import http.server, json, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        with open(sys.argv[2], "a") as f:
+            f.write(self.path + "\n")
+        body = json.dumps({"path": self.path,
+            "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+
+/// A child process stopped on drop: SIGTERM, so that nginx's master takes
+/// its workers down with it (a SIGKILL would orphan them), then SIGKILL if
+/// it is still there after 5 s.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn nginx_conf(dir: &std::path::Path, port: u16, gatehouse: u16, backend: u16) -> String {
+    let d = dir.display();
+    let auth = |name: &str, query: &str| {
+        format!(
+            "location = /{name} {{ internal; proxy_pass http://127.0.0.1:{gatehouse}/auth/check{query};
+               proxy_pass_request_body off; proxy_set_header Content-Length \"\";
+               proxy_set_header X-Original-URI $request_uri; }}"
+        )
+    };
+    let protected = |prefix: &str, check: &str| {
+        format!(
+            "location {prefix} {{ auth_request /{check};
+               auth_request_set $uid $upstream_http_x_auth_user_id;
+               auth_request_set $email $upstream_http_x_auth_email;
+               auth_request_set $roles $upstream_http_x_auth_roles;
+               auth_request_set $login $upstream_http_x_auth_login;
+               error_page 401 = @login;
+               proxy_set_header X-Auth-User-Id $uid;
+               proxy_set_header X-Auth-Email $email;
+               proxy_set_header X-Auth-Roles $roles;
+               proxy_pass http://127.0.0.1:{backend}; }}"
+        )
+    };
+    format!(
+        "worker_processes 1; daemon off; pid {d}/nginx.pid; error_log {d}/error.log;
+         events {{ worker_connections 64; }}
+         http {{ access_log off;
+           client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
+           fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+           server {{ listen 127.0.0.1:{port}; absolute_redirect off;
+             {} {} {} {}
+             location @login {{ return 302 $login; }}
+             location / {{ proxy_pass http://127.0.0.1:{gatehouse}; }}
+           }}
+         }}",
+        auth("_auth", ""),
+        auth("_auth_admin", "?roles=admin"),
+        protected("/app/", "_auth"),
+        protected("/admin/", "_auth_admin"),
+    )
+}
+
+fn hits(file: &std::path::Path) -> usize {
+    std::fs::read_to_string(file).map_or(0, |s| s.lines().count())
+}
+
+fn body(r: &HttpResp) -> serde_json::Value {
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {} {}", r.status, r.body))
+}
+
+#[test]
+fn nginx_in_front_lets_only_signed_in_users_through() {
+    let nginx = PathBuf::from("/usr/sbin/nginx");
+    assert!(
+        nginx.exists(),
+        "nginx is not installed: apt-get install nginx-light (.ci/run does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("fwd.db").display());
+    let e = env(&db, ",trusted_proxies=[\"127.0.0.1\"]");
+    let gatehouse = Server::start(&e);
+
+    let hits_file = dir.path().join("hits");
+    let backend_port = free_port();
+    let _backend = Proc(
+        Command::new("python3")
+            .args(["-c", BACKEND, &backend_port.to_string()])
+            .arg(&hits_file)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(backend_port);
+
+    let port = free_port();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(
+        &conf,
+        nginx_conf(dir.path(), port, gatehouse.port, backend_port),
+    )
+    .unwrap();
+    let _nginx = Proc(
+        Command::new(&nginx)
+            .args(["-p", &dir.path().display().to_string(), "-c"])
+            .arg(&conf)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(port);
+    let get = |path: &str, headers: &[(&str, &str)]| http(port, "GET", path, headers, "").unwrap();
+    let json = [("Content-Type", "application/json")];
+
+    // Two accounts, through nginx; one is an admin (gatehouse's CLI).
+    let mut tokens = Vec::new();
+    for email in ["user@example.com", "boss@example.com"] {
+        let r = http(
+            port,
+            "POST",
+            "/register?include_auth_token",
+            &json,
+            &format!(
+                r#"{{"email":"{email}","password":"password1","password_confirm":"password1"}}"#
+            ),
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        tokens.push(
+            body(&r)["response"]["user"]["authentication_token"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert!(run(&e, &["roles", "create", "admin"], "").status.success());
+    assert!(run(&e, &["roles", "add", "boss@example.com", "admin"], "")
+        .status
+        .success());
+    let (user, boss) = (&tokens[0], &tokens[1]);
+
+    // Anonymous: to the login page with the way back, never to the backend.
+    for headers in [
+        vec![],
+        vec![("Authentication-Token", "forged")],
+        vec![("X-Auth-Email", "boss@example.com")],
+    ] {
+        let r = get("/app/hello?x=1", &headers);
+        assert_eq!(r.status, 302, "{headers:?}: {}", r.body);
+        assert_eq!(
+            r.header("location"),
+            Some("/login?next=%2Fapp%2Fhello%3Fx%3D1")
+        );
+    }
+    assert_eq!(
+        hits(&hits_file),
+        0,
+        "no anonymous request reached the backend"
+    );
+
+    // By token: the backend gets the identity, whatever the client claims.
+    let r = get(
+        "/app/hello",
+        &[
+            ("Authentication-Token", user),
+            ("X-Auth-Email", "boss@example.com"),
+            ("X-Auth-Roles", "admin"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seen = &body(&r)["headers"];
+    assert_eq!(seen["x-auth-email"], "user@example.com");
+    // No roles: nginx drops the empty header, and the forged one is gone.
+    assert!(
+        seen["x-auth-roles"].is_null() || seen["x-auth-roles"] == "",
+        "{seen}"
+    );
+    assert!(seen["x-auth-user-id"]
+        .as_str()
+        .is_some_and(|id| !id.is_empty()));
+
+    // By session cookie, signed in through nginx.
+    let r = http(
+        port,
+        "POST",
+        "/login",
+        &json,
+        r#"{"email":"user@example.com","password":"password1"}"#,
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let cookie = r.cookie_pair("session").unwrap();
+    let r = get("/app/page", &[("Cookie", &cookie)]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(body(&r)["headers"]["x-auth-email"], "user@example.com");
+
+    // A role per location: 403 without it, through with it.
+    assert_eq!(
+        get("/admin/panel", &[("Authentication-Token", user)]).status,
+        403
+    );
+    let r = get("/admin/panel", &[("Authentication-Token", boss)]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(body(&r)["headers"]["x-auth-roles"], "admin");
+
+    // Sign out everywhere: cut off on the very next request.
+    let before = hits(&hits_file);
+    let r = http(
+        port,
+        "POST",
+        "/logout-everywhere",
+        &[("Authentication-Token", user)],
+        "",
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        get("/app/hello", &[("Authentication-Token", user)]).status,
+        302
+    );
+    assert_eq!(get("/app/hello", &[("Cookie", &cookie)]).status, 302);
+    assert_eq!(
+        hits(&hits_file),
+        before,
+        "revoked requests never reached the backend"
+    );
+    assert_eq!(
+        get("/app/hello", &[("Authentication-Token", boss)]).status,
+        200
+    );
+}
