@@ -174,6 +174,16 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// A service allowed to introspect tokens.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionClient {
+    /// Its client id (the Basic user name).
+    pub id: String,
+    /// Its secret (the Basic password); at least 16 characters.
+    pub secret: Secret,
+}
+
 /// The throttle's rules: attempts per window, then a rising backoff.
 #[derive(Debug, Clone, Copy)]
 pub struct ThrottleRule {
@@ -300,6 +310,10 @@ pub struct SecurityConfig {
     /// Milliseconds an auth endpoint waits for a request body before 408.
     #[serde(default = "d_body_timeout_ms")]
     pub body_timeout_ms: u64,
+    /// Services that may call `POST /introspect` (HTTP Basic with `id` and
+    /// `secret`); none by default.
+    #[serde(default)]
+    pub introspection_clients: Vec<IntrospectionClient>,
     /// `/auth/check`: the response header with the user's id.
     #[serde(default = "d_auth_user_id_header")]
     pub auth_user_id_header: String,
@@ -439,6 +453,19 @@ impl SecurityConfig {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             {
                 return Err(invalid(key, format!("{name:?} is not a header name")));
+            }
+        }
+        for client in &cfg.introspection_clients {
+            let short = client
+                .secret
+                .0
+                .as_ref()
+                .is_none_or(|s| s.expose_secret().len() < 16);
+            if client.id.is_empty() || client.id.contains(':') || short {
+                return Err(invalid(
+                    "security.introspection_clients",
+                    "each needs an id (no ':') and a secret of 16 characters or more",
+                ));
             }
         }
         if cfg.token_clock_skew > 300 {

@@ -23,6 +23,7 @@ use crate::db::{Db, DbError, User};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use error::{msg, CoreError, FieldErrors};
 use password::Hasher;
+use secrecy::ExposeSecret;
 use token::TokenSigner;
 
 /// Everything the flows need: settings, storage, hashing, signing, limits
@@ -40,6 +41,19 @@ pub struct Security {
     pub ip_limiter: DefaultKeyedRateLimiter<IpAddr>,
     /// The time, for every expiry, throttle and token decision.
     pub clock: SharedClock,
+}
+
+/// An active token, as introspection tells it.
+#[derive(Debug, Clone)]
+pub struct Introspection {
+    /// The user it names.
+    pub user: User,
+    /// When it was issued (unix seconds).
+    pub iat: u64,
+    /// When it stops being accepted (unix seconds).
+    pub exp: u64,
+    /// The user's role names.
+    pub roles: Vec<String>,
 }
 
 /// The per-address limiter for `per_minute` auth requests a minute, with a
@@ -170,6 +184,51 @@ impl Security {
     /// Gives every account Flask-Security wrote its canonical email key.
     pub async fn key_emails(&self) -> Result<(), CoreError> {
         Ok(key_emails(&self.db).await?)
+    }
+
+    /// What a token stands for, for token introspection (RFC 7662): the
+    /// active user, when it was issued and when it expires, and the user's
+    /// roles; `None` for anything bad, expired, revoked or inactive (the
+    /// caller is never told which).
+    pub async fn introspect(&self, token: &str) -> Result<Option<Introspection>, CoreError> {
+        let Ok((uid, iat)) = self.signer.verify_claims(
+            token,
+            self.now() as u64,
+            self.config.token_max_age,
+            self.config.token_clock_skew,
+        ) else {
+            return Ok(None);
+        };
+        let Some(user) = self.db.user_by_uniquifier(&uid).await?.filter(|u| u.active) else {
+            return Ok(None);
+        };
+        let roles = self.db.user_roles(user.id).await?;
+        Ok(Some(Introspection {
+            iat,
+            exp: iat + self.config.token_max_age,
+            roles: roles.into_iter().map(|r| r.name).collect(),
+            user,
+        }))
+    }
+
+    /// Whether `id` and `secret` name a configured introspection client
+    /// (secrets compared in constant time).
+    pub fn introspection_client(&self, id: &str, secret: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.config
+            .introspection_clients
+            .iter()
+            .fold(false, |found, c| {
+                let same = bool::from(c.id.as_bytes().ct_eq(id.as_bytes()))
+                    & bool::from(
+                        c.secret
+                            .expose()
+                            .expose_secret()
+                            .as_bytes()
+                            .ct_eq(secret.as_bytes()),
+                    );
+                found | same
+            })
     }
 
     /// Mints a token for a user whose primary authentication was at `paa`.

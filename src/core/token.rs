@@ -115,6 +115,19 @@ impl TokenSigner {
         max_age: u64,
         skew: u64,
     ) -> Result<String, TokenError> {
+        self.verify_claims(token, now, max_age, skew)
+            .map(|(uid, _)| uid)
+    }
+
+    /// [`verify_with_skew`](Self::verify_with_skew), also returning when the
+    /// token was issued (unix seconds).
+    pub fn verify_claims(
+        &self,
+        token: &str,
+        now: u64,
+        max_age: u64,
+        skew: u64,
+    ) -> Result<(String, u64), TokenError> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Malformed);
         }
@@ -135,7 +148,7 @@ impl TokenSigner {
             return Err(TokenError::Expired);
         }
         let json = decode_payload(payload)?;
-        uid_from_payload(&json, now)
+        uid_from_payload(&json, now).map(|uid| (uid, ts))
     }
 }
 

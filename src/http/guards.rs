@@ -545,3 +545,36 @@ impl<'r> FromRequest<'r> for MaybeUser {
         }
     }
 }
+
+/// The body of a request from a configured service (token introspection):
+/// the client proves itself with HTTP Basic before the body is read; no
+/// cookie counts, and a cross-site request is refused.
+#[derive(Debug)]
+pub struct ClientSubmission {
+    /// The client id.
+    pub client: String,
+    /// The parsed body.
+    pub input: Input,
+}
+
+#[rocket::async_trait]
+impl<'r> FromData<'r> for ClientSubmission {
+    type Error = Rejected;
+
+    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        let sec = security(req);
+        let result = async {
+            if is_cross_site(req, &sec.config) {
+                return Err(Rejected::from(ApiError::CrossSite));
+            }
+            let client = match basic_credentials(req) {
+                Some((id, secret)) if sec.introspection_client(&id, &secret) => id,
+                _ => return Err(ApiError::Unauthenticated { basic: true }.into()),
+            };
+            let input = Input::read(req, data).await?;
+            Ok(ClientSubmission { client, input })
+        }
+        .await;
+        data_outcome(req, result)
+    }
+}

@@ -16,6 +16,7 @@ pub mod guards;
 pub mod headers;
 pub mod health;
 pub mod input;
+pub mod introspect;
 pub mod logging;
 pub mod login;
 pub mod page;
@@ -180,5 +181,6 @@ pub fn routes() -> Vec<rocket::Route> {
     r.extend(verify::routes());
     r.extend(assets::routes());
     r.extend(forward::routes());
+    r.extend(introspect::routes());
     r
 }

@@ -14,6 +14,7 @@ mod csrf;
 mod csrf_routes;
 mod forward_auth;
 mod input;
+mod introspect;
 mod login;
 mod migration;
 mod operations;
