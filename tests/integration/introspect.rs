@@ -65,9 +65,23 @@ async fn anything_not_active_is_inactive_and_nothing_more() {
     .await;
     let deactivated = app.login_token("gone@example.com", PASSWORD).await;
     app.dbh().set_active(u.id, false).await.unwrap();
-    app.user("old@example.com").await;
-    let old = app.login_token("old@example.com", PASSWORD).await;
-    app.clock.advance(std::time::Duration::from_secs(86_401));
+    // Dated a day and a second ago: only this one is expired.
+    let old_user = app.user("old@example.com").await;
+    let now = app.sec().now() as u64;
+    let old = app
+        .sec()
+        .signer
+        .mint(&old_user.fs_uniquifier, 0.0, now - 86_401);
+    let fresh = app
+        .sec()
+        .signer
+        .mint(&old_user.fs_uniquifier, 0.0, now - 86_000);
+    let r = introspect(&app, Some(basic("svc", SECRET)), &fresh).await;
+    assert_eq!(
+        r.json()["active"],
+        true,
+        "the same user's unexpired token is active"
+    );
     let foreign = gatehouse::core::token::TokenSigner::new(
         &secrecy::SecretString::from("another-secret-key"),
         "remember-salt",
