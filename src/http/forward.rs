@@ -16,10 +16,9 @@ use rocket::{get, routes, Request, State};
 use super::credentials::security;
 use super::envelope::Envelope;
 use super::error::ApiError;
-use super::guards::MaybeUser;
+use super::guards::{passes, Check as Access, MaybeUser};
 use crate::core::validate::is_safe_next;
-use crate::core::{msg, Security};
-use crate::obj;
+use crate::core::Security;
 
 /// The URL the proxy is asking about, when a trusted proxy says it.
 struct OriginalUri(Option<String>);
@@ -92,10 +91,7 @@ async fn check(
             "/login?next={}",
             percent_encoding::utf8_percent_encode(&next, percent_encoding::NON_ALPHANUMERIC)
         );
-        let env = Envelope::new(
-            Status::Unauthorized,
-            obj! { "errors" => [msg::UNAUTHENTICATED] },
-        );
+        let env = ApiError::Unauthenticated { basic: false }.envelope();
         return Ok(Check {
             status: Status::Unauthorized,
             headers: vec![Header::new("X-Auth-Login", login)],
@@ -103,16 +99,13 @@ async fn check(
         });
     };
     let held = sec.db.user_roles(auth.user.id).await?;
-    let has_role = |n: &&str| held.iter().any(|r| r.name == *n);
-    let has_perm = |n: &&str| held.iter().any(|r| r.permission_list().any(|p| p == *n));
-    if !names(roles).iter().all(has_role) || !names(permissions).iter().all(has_perm) {
+    if !passes(Access::AllRoles, &held, &names(roles))
+        || !passes(Access::AllPermissions, &held, &names(permissions))
+    {
         return Ok(Check {
             status: Status::Forbidden,
             headers: Vec::new(),
-            envelope: Some(Envelope::new(
-                Status::Forbidden,
-                obj! { "errors" => [msg::UNAUTHORIZED] },
-            )),
+            envelope: Some(ApiError::Forbidden.envelope()),
         });
     }
     let cfg = &sec.config;

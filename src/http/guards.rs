@@ -421,14 +421,14 @@ async fn user_with_roles(req: &Request<'_>) -> Result<(AuthUser, Vec<Role>), Api
 }
 
 /// What a role guard tests.
-enum Check {
+pub(crate) enum Check {
     AllRoles,
     AnyRole,
     AllPermissions,
     AnyPermission,
 }
 
-fn passes(check: Check, roles: &[Role], names: &[&str]) -> bool {
+pub(crate) fn passes(check: Check, roles: &[Role], names: &[&str]) -> bool {
     let has_role = |n: &&str| roles.iter().any(|r| r.name == *n);
     let has_perm = |n: &&str| roles.iter().any(|r| r.permission_list().any(|p| p == *n));
     match check {

@@ -93,11 +93,6 @@ impl Input {
             _ => None,
         }
     }
-
-    /// Reads the body of `req`: JSON object or form, at most [`BODY_LIMIT`].
-    pub async fn read(req: &Request<'_>, data: Data<'_>) -> Result<Input, ApiError> {
-        read(req, data).await
-    }
 }
 
 /// A JSON object whose values are kept flat: strings, booleans and null as
@@ -167,44 +162,50 @@ fn parse_form(body: &[u8]) -> Result<Vec<(String, Field)>, ApiError> {
     Ok(out)
 }
 
-async fn read(req: &Request<'_>, data: Data<'_>) -> Result<Input, ApiError> {
-    let declared = req
-        .headers()
-        .get_one("Content-Length")
-        .and_then(|l| l.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
-        return Err(ApiError::PayloadTooLarge);
-    }
-    enum Kind {
-        Json,
-        Form,
-        EmptyForm,
-    }
-    let kind = match req.content_type() {
-        Some(ct) if is_json_type(ct) => Kind::Json,
-        Some(ct) if ct == &ContentType::Form => Kind::Form,
-        None => Kind::EmptyForm,
-        Some(ct) if ct == &ContentType::Text || ct.media_type().sub() == "form-data" => {
-            Kind::EmptyForm
+impl Input {
+    /// Reads the body of `req`: JSON object or form, at most [`BODY_LIMIT`]
+    /// bytes, within `body_timeout_ms`.
+    pub async fn read(req: &Request<'_>, data: Data<'_>) -> Result<Input, ApiError> {
+        let declared = req
+            .headers()
+            .get_one("Content-Length")
+            .and_then(|l| l.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+            return Err(ApiError::PayloadTooLarge);
         }
-        Some(_) => return Err(ApiError::UnsupportedMediaType),
-    };
-    // A client that trickles its body (or stops) does not hold the
-    // request past the configured time: 408.
-    let limit = super::credentials::security(req).config.body_timeout();
-    let body = tokio::time::timeout(limit, data.open(BODY_LIMIT.bytes()).into_bytes())
-        .await
-        .map_err(|_| ApiError::RequestTimeout)?
-        .map_err(|e| ApiError::BadRequest(format!("The request body could not be read: {e}.")))?;
-    if !body.is_complete() {
-        return Err(ApiError::PayloadTooLarge);
+        enum Kind {
+            Json,
+            Form,
+            EmptyForm,
+        }
+        let kind = match req.content_type() {
+            Some(ct) if is_json_type(ct) => Kind::Json,
+            Some(ct) if ct == &ContentType::Form => Kind::Form,
+            None => Kind::EmptyForm,
+            Some(ct) if ct == &ContentType::Text || ct.media_type().sub() == "form-data" => {
+                Kind::EmptyForm
+            }
+            Some(_) => return Err(ApiError::UnsupportedMediaType),
+        };
+        // A client that trickles its body (or stops) does not hold the
+        // request past the configured time: 408.
+        let limit = super::credentials::security(req).config.body_timeout();
+        let body = tokio::time::timeout(limit, data.open(BODY_LIMIT.bytes()).into_bytes())
+            .await
+            .map_err(|_| ApiError::RequestTimeout)?
+            .map_err(|e| {
+                ApiError::BadRequest(format!("The request body could not be read: {e}."))
+            })?;
+        if !body.is_complete() {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        let (form, fields) = match kind {
+            Kind::Json => (false, parse_json(&body)?),
+            Kind::Form => (true, parse_form(&body)?),
+            Kind::EmptyForm => (true, Vec::new()),
+        };
+        Ok(Input { form, fields })
     }
-    let (form, fields) = match kind {
-        Kind::Json => (false, parse_json(&body)?),
-        Kind::Form => (true, parse_form(&body)?),
-        Kind::EmptyForm => (true, Vec::new()),
-    };
-    Ok(Input { form, fields })
 }
 
 #[cfg(test)]

@@ -51,9 +51,12 @@ pub enum StartError {
     /// The migrations failed.
     #[error("cannot migrate database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The accounts Flask-Security wrote could not be keyed.
+    #[error("cannot key the accounts' emails: {0}")]
+    KeyEmails(crate::core::CoreError),
     /// The hash timing calibration could not read the database or hash.
     #[error("cannot calibrate password checks: {0}")]
-    Calibrate(#[from] crate::core::CoreError),
+    Calibrate(crate::core::CoreError),
 }
 
 /// Reads the configuration, opens and migrates the database, and builds the
@@ -69,8 +72,8 @@ pub async fn build_state(figment: &Figment, clock: SharedClock) -> Result<Securi
         })?;
     db.migrate().await?;
     let sec = Security::new(config, db, clock)?;
-    sec.key_emails().await?;
-    sec.calibrate().await?;
+    sec.key_emails().await.map_err(StartError::KeyEmails)?;
+    sec.calibrate().await.map_err(StartError::Calibrate)?;
     Ok(sec)
 }
 

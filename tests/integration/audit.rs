@@ -6,10 +6,6 @@ use serde_json::json;
 
 use crate::common::*;
 
-fn wrong(email: &str) -> serde_json::Value {
-    json!({"email": email, "password": "not-the-password"})
-}
-
 /// Item 2: PostgreSQL's lower() folds `İ` to `i`, Rust's folding gives
 /// `i` + a combining dot, so look-alike spellings reached one account
 /// under different throttle keys (8x the attempt budget). Now one

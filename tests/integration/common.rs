@@ -76,6 +76,11 @@ pub async fn fresh_db() -> TestDb {
     }
 }
 
+/// A sign-in body with the wrong password.
+pub fn wrong(email: &str) -> Value {
+    serde_json::json!({"email": email, "password": "not-the-password"})
+}
+
 /// The test configuration on top of Rocket's defaults.
 pub fn figment(db_url: &str) -> Figment {
     Figment::from(rocket::Config::debug_default())

@@ -6,10 +6,9 @@
 //! request.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-use crate::process::{env, free_port, http, run, HttpResp, Server};
+use crate::process::{env, free_port, http, run, wait_until_listening, HttpResp, Process, Server};
 
 const BACKEND: &str = r#"
 import http.server, json, sys
@@ -28,36 +27,6 @@ class H(http.server.BaseHTTPRequestHandler):
         pass
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 "#;
-
-/// A child process stopped on drop: SIGTERM, so that nginx's master takes
-/// its workers down with it (a SIGKILL would orphan them), then SIGKILL if
-/// it is still there after 5 s.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn nginx_conf(dir: &std::path::Path, port: u16, gatehouse: u16, backend: u16) -> String {
     let d = dir.display();
@@ -123,7 +92,7 @@ fn nginx_in_front_lets_only_signed_in_users_through() {
 
     let hits_file = dir.path().join("hits");
     let backend_port = free_port();
-    let _backend = Proc(
+    let _backend = Process(
         Command::new("python3")
             .args(["-c", BACKEND, &backend_port.to_string()])
             .arg(&hits_file)
@@ -131,7 +100,7 @@ fn nginx_in_front_lets_only_signed_in_users_through() {
             .spawn()
             .unwrap(),
     );
-    wait_for(backend_port);
+    wait_until_listening(backend_port, || "the backend did not start".into());
 
     let port = free_port();
     let conf = dir.path().join("nginx.conf");
@@ -140,7 +109,7 @@ fn nginx_in_front_lets_only_signed_in_users_through() {
         nginx_conf(dir.path(), port, gatehouse.port, backend_port),
     )
     .unwrap();
-    let _nginx = Proc(
+    let _nginx = Process(
         Command::new(&nginx)
             .args(["-p", &dir.path().display().to_string(), "-c"])
             .arg(&conf)
@@ -148,7 +117,7 @@ fn nginx_in_front_lets_only_signed_in_users_through() {
             .spawn()
             .unwrap(),
     );
-    wait_for(port);
+    wait_until_listening(port, || "nginx did not start".into());
     let get = |path: &str, headers: &[(&str, &str)]| http(port, "GET", path, headers, "").unwrap();
     let json = [("Content-Type", "application/json")];
 

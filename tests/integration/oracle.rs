@@ -6,14 +6,13 @@
 //! the JSON answers of the endpoints both serve.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 use rocket::http::{Header, Status};
 use serde_json::{json, Value};
 
 use crate::common::*;
-use crate::process::{free_port, http, HttpResp};
+use crate::process::{free_port, http, wait_until_listening, HttpResp, Process};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -44,9 +43,9 @@ fn sqlalchemy_url(db: &TestDb) -> String {
     }
 }
 
-/// A running Flask-Security-Too app; killed on drop.
+/// A running Flask-Security-Too app; stopped on drop.
 struct Fs {
-    child: Child,
+    _child: Process,
     port: u16,
     env: Vec<(String, String)>,
     log: PathBuf,
@@ -73,21 +72,13 @@ impl Fs {
             .spawn()
             .expect("the FS app starts");
         let fs = Fs {
-            child,
+            _child: Process(child),
             port,
             env,
             log,
             _dir: dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while http(port, "GET", "/livez", &[], "").is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the FS app did not start: {}",
-                fs.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until_listening(port, || format!("the FS app did not start: {}", fs.logs()));
         fs
     }
 
@@ -132,13 +123,6 @@ impl Fs {
             String::from_utf8_lossy(&out.stderr)
         );
         out
-    }
-}
-
-impl Drop for Fs {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -55,6 +55,39 @@ pub fn run(envs: &[(String, String)], args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Waits (at most 30 s) until something listens on `port`; `why` tells
+/// what was expected, for the failure message.
+pub fn wait_until_listening(port: u16, why: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{}", why());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A helper process (nginx, a backend, the FS app), stopped on drop:
+/// SIGTERM first, so that a master process takes its workers down with it
+/// (a SIGKILL would orphan them), then SIGKILL if it is still there after
+/// 5 s.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -88,15 +121,12 @@ impl Server {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("gatehouse starts");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
+        wait_until_listening(port, || {
+            format!(
                 "server did not start: {}",
                 std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            )
+        });
         Server {
             child,
             port,

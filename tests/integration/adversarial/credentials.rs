@@ -17,10 +17,6 @@ const RULE: ThrottleRule = ThrottleRule {
 };
 const T0: i64 = 1_000_000;
 
-fn wrong(email: &str) -> serde_json::Value {
-    json!({"email": email, "password": "not-the-password"})
-}
-
 #[rocket::async_test]
 async fn an_account_backs_off_after_ten_failures_without_hashing() {
     let app = app().await;
