@@ -64,6 +64,11 @@ impl From<String> for Secret {
 }
 
 impl Secret {
+    /// The secret, when set (for optional secrets).
+    pub fn get(&self) -> Option<&SecretString> {
+        self.0.as_ref().filter(|v| !v.expose_secret().is_empty())
+    }
+
     /// The secret itself.
     pub fn expose(&self) -> &SecretString {
         self.0.as_ref().expect("resolved at load")
@@ -326,6 +331,15 @@ pub struct SecurityConfig {
     /// Seconds between purges of expired sessions and throttle rows.
     #[serde(default = "d_housekeeping_interval")]
     pub housekeeping_interval: u64,
+    /// Serve `/metrics` on its own listener at this address (e.g.
+    /// `"127.0.0.1:9464"`) and not on the main port. Off by default.
+    #[serde(default)]
+    pub metrics_address: Option<std::net::SocketAddr>,
+    /// A scrape must send `Authorization: Bearer <metrics_token>` (16
+    /// characters or more). Without `metrics_address`, setting it serves
+    /// `/metrics` on the main port. Off by default.
+    #[serde(default)]
+    pub metrics_token: Secret,
 }
 
 /// Whether this is production: every profile but `debug` (the one
@@ -467,6 +481,17 @@ impl SecurityConfig {
                     "each needs an id (no ':') and a secret of 16 characters or more",
                 ));
             }
+        }
+        if cfg
+            .metrics_token
+            .0
+            .as_ref()
+            .is_some_and(|t| t.expose_secret().len() < 16)
+        {
+            return Err(invalid(
+                "security.metrics_token",
+                "is shorter than 16 characters: use a long random value",
+            ));
         }
         if cfg.token_clock_skew > 300 {
             return Err(invalid(

@@ -15,6 +15,7 @@ pub mod db;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod http;
+pub mod metrics;
 
 pub use crate::core::Security;
 pub use http::{build_state, close, rocket, rocket_with_clock};

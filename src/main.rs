@@ -316,6 +316,15 @@ async fn serve() -> ExitCode {
         Ok(assets) => assets,
         Err(reason) => return fail(reason),
     };
+    if let Some(addr) = state.config.metrics_address {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                tracing::info!(%addr, "metrics at http://{addr}/metrics");
+                tokio::spawn(gatehouse::http::metrics::serve(listener, state.scraper()));
+            }
+            Err(e) => return fail(format!("cannot listen for metrics on {addr}: {e}")),
+        }
+    }
     tracing::info!(backend = state.db.backend(), "gatehouse ready");
     let app = gatehouse::demo::mount(gatehouse::http::rocket_with_state(figment, state, assets));
     match app.launch().await {

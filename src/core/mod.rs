@@ -8,6 +8,7 @@ pub mod admin;
 pub mod clock;
 pub mod error;
 pub mod password;
+pub mod scrape;
 pub mod session;
 pub mod signin;
 pub mod token;
@@ -15,11 +16,13 @@ pub mod validate;
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::{ConfigError, SecurityConfig};
 use crate::db::{Db, DbError, User};
+use crate::metrics::Metrics;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use error::{msg, CoreError, FieldErrors};
 use password::Hasher;
@@ -41,6 +44,8 @@ pub struct Security {
     pub ip_limiter: DefaultKeyedRateLimiter<IpAddr>,
     /// The time, for every expiry, throttle and token decision.
     pub clock: SharedClock,
+    /// What the server counts (requests, sign-ins, limits, hashing, database).
+    pub metrics: Arc<Metrics>,
 }
 
 /// An active token, as introspection tells it.
@@ -140,6 +145,9 @@ impl Security {
             key: "security.bcrypt_cost",
             reason: e.to_string(),
         })?;
+        let metrics = Arc::new(Metrics::new());
+        let hasher = hasher.with_metrics(Arc::clone(&metrics));
+        let db = db.with_metrics(Arc::clone(&metrics));
         let signer = TokenSigner::new(config.secret_key.expose(), &config.token_salt);
         let ip_limiter = ip_limiter(config.ip_limit_per_minute);
         Ok(Security {
@@ -149,6 +157,7 @@ impl Security {
             signer,
             ip_limiter,
             clock,
+            metrics,
         })
     }
 

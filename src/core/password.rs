@@ -22,6 +22,8 @@ use sha2::Sha512;
 use tokio::sync::Semaphore;
 use unicode_normalization::UnicodeNormalization;
 
+use crate::metrics::Metrics;
+
 /// Shortest password accepted at register and change (characters, after NFKD).
 pub const MIN_LENGTH: usize = 8;
 /// Longest password accepted anywhere (characters, after NFKD). Longer ones
@@ -117,6 +119,27 @@ fn start_workers(n: usize) -> std::sync::mpsc::Sender<Job> {
     tx
 }
 
+/// Counts a caller waiting for a slot while it lives (also when the
+/// caller's future is dropped mid-wait).
+struct Waiting<'a>(Option<&'a Metrics>);
+
+impl<'a> Waiting<'a> {
+    fn new(metrics: Option<&'a Metrics>) -> Self {
+        if let Some(m) = metrics {
+            m.hash_waiting(1);
+        }
+        Waiting(metrics)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Some(m) = self.0 {
+            m.hash_waiting(-1);
+        }
+    }
+}
+
 /// The bounded password hashing service, shared as Rocket state.
 pub struct Hasher {
     salt: SecretString,
@@ -133,6 +156,8 @@ pub struct Hasher {
     /// slowest, so the time of a refusal does not tell which kind of hash,
     /// if any, the account has.
     timings: std::sync::Mutex<std::collections::HashMap<String, f64>>,
+    /// Slots busy and waiting, refusals and run times, once attached.
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// Kinds of stored hash remembered for timing (there are only a few in
@@ -173,7 +198,15 @@ impl Hasher {
             dummy,
             count: AtomicU64::new(0),
             timings: Default::default(),
+            metrics: None,
         })
+    }
+
+    /// This service counting its slots and runs in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        metrics.hash_slots(self.slots.available_permits());
+        self.metrics = Some(metrics);
+        self
     }
 
     /// How many bcrypt computations this service has run (hash or verify).
@@ -188,14 +221,28 @@ impl Hasher {
         &self,
         job: impl FnOnce() -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
-        let permit = tokio::time::timeout(self.admission, self.slots.clone().acquire_owned())
-            .await
-            .map_err(|_| HashError::Busy)?
-            .map_err(|_| HashError::Busy)?;
+        let metrics = self.metrics.clone();
+        let waiting = Waiting::new(metrics.as_deref());
+        let permit = tokio::time::timeout(self.admission, self.slots.clone().acquire_owned()).await;
+        drop(waiting);
+        let Ok(Ok(permit)) = permit else {
+            if let Some(m) = &metrics {
+                m.hash_refused();
+            }
+            return Err(HashError::Busy);
+        };
         self.count.fetch_add(1, Ordering::Relaxed);
+        if let Some(m) = &metrics {
+            m.hash_busy(1);
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task: Job = Box::new(move || {
+            let start = std::time::Instant::now();
             let result = job();
+            if let Some(m) = &metrics {
+                m.hash_time(start.elapsed().as_secs_f64());
+                m.hash_busy(-1);
+            }
             // Free the slot before the caller can see the result: a
             // low-priority thread may be preempted between the two, and the
             // caller's next request must find the slot free.

@@ -9,6 +9,7 @@ use governor::clock::{Clock as _, DefaultClock};
 use super::{address_key, email_key, password, CoreError, Security};
 use crate::core::validate::MAX_EMAIL_LEN;
 use crate::db::User;
+use crate::metrics::{Limit, SignIn};
 
 impl Security {
     /// Counts an auth request from `ip`; [`CoreError::Throttled`] past
@@ -21,6 +22,7 @@ impl Security {
             self.ip_limiter.retain_recent();
         }
         result.map_err(|not_until| {
+            self.metrics.limit_hit(Limit::Ip);
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             tracing::warn!(
                 event = "lockout",
@@ -43,6 +45,7 @@ impl Security {
         if state.allowed {
             return Ok(());
         }
+        self.metrics.limit_hit(Limit::Account);
         tracing::warn!(
             event = "lockout",
             scope = "account",
@@ -114,6 +117,16 @@ impl Security {
         ip: Option<IpAddr>,
     ) -> Result<User, CoreError> {
         let result = self.check_password(email, password).await;
+        self.metrics.sign_in(match &result {
+            Ok(_) => SignIn::Ok,
+            Err(CoreError::WrongCredentials) => SignIn::InvalidCredentials,
+            Err(CoreError::Disabled) => SignIn::Disabled,
+            Err(CoreError::TwoFactorRequired) => SignIn::TwoFactorRequired,
+            Err(CoreError::Throttled(_)) => SignIn::Throttled,
+            Err(CoreError::Busy) => SignIn::Busy,
+            Err(CoreError::Unavailable(_)) => SignIn::Unavailable,
+            Err(_) => SignIn::Error,
+        });
         match &result {
             Ok(user) => {
                 self.record_login(user, ip).await?;

@@ -17,6 +17,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 
 use crate::config::DatabaseConfig;
+use crate::metrics::{DbOutcome, Metrics, PoolState};
 
 /// A connection pool on one of the two supported backends, with the time
 /// limit every call gets.
@@ -26,6 +27,8 @@ pub struct Db {
     timeout: Duration,
     /// SQLite only: see [`Readers`].
     readers: Option<std::sync::Arc<Readers>>,
+    /// Where call latencies are counted, once the server has attached it.
+    metrics: Option<std::sync::Arc<Metrics>>,
 }
 
 /// SQLite only: a few connections kept outside the pool for the lookup that
@@ -242,9 +245,36 @@ impl Db {
         &self,
         call: impl std::future::Future<Output = Result<T, sqlx::Error>>,
     ) -> Result<T, sqlx::Error> {
-        tokio::time::timeout(self.timeout, call)
-            .await
-            .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+        let start = std::time::Instant::now();
+        let result = tokio::time::timeout(self.timeout, call).await;
+        if let Some(m) = &self.metrics {
+            let outcome = match &result {
+                Ok(Ok(_)) => DbOutcome::Ok,
+                Err(_) | Ok(Err(sqlx::Error::PoolTimedOut)) => DbOutcome::Timeout,
+                Ok(Err(_)) => DbOutcome::Error,
+            };
+            m.db_call(outcome, start.elapsed().as_secs_f64());
+        }
+        result.unwrap_or(Err(sqlx::Error::PoolTimedOut))
+    }
+
+    /// This pool counting its calls' latency in `metrics`.
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The pool's connections now, for the metrics.
+    pub fn pool_state(&self) -> PoolState {
+        let (open, idle, max) = match &self.pool {
+            Pool::Sqlite(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
+            Pool::Postgres(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
+        };
+        PoolState {
+            open,
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
+            max,
+        }
     }
 
     /// Opens a pool for `cfg.url`; SQLite files are created when the URL says
@@ -267,6 +297,7 @@ impl Db {
                 pool: Pool::Sqlite(pool),
                 timeout: acquire,
                 readers: Some(std::sync::Arc::new(readers)),
+                metrics: None,
             })
         } else if cfg.url.starts_with("postgres:") || cfg.url.starts_with("postgresql:") {
             let opts = PgConnectOptions::from_str(&cfg.url)?
@@ -280,6 +311,7 @@ impl Db {
                 pool: Pool::Postgres(pool),
                 timeout: acquire,
                 readers: None,
+                metrics: None,
             })
         } else {
             Err(sqlx::Error::Configuration(

@@ -1,4 +1,5 @@
-//! Logs: one line per request (method, path, status, latency, request id)
+//! Logs: one line per request (method, path, status, latency, request id;
+//! also counted in the metrics by route template)
 //! and one event per auth outcome, emitted where it happens. Users are named
 //! by id only; tokens, passwords, cookies and query strings are never logged.
 
@@ -7,6 +8,8 @@ use std::time::Instant;
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::http::Header;
 use rocket::{Data, Request, Response};
+
+use crate::metrics::RequestLabels;
 
 /// Header carrying the request id, in and out.
 pub const REQUEST_ID: &str = "X-Request-Id";
@@ -62,7 +65,21 @@ impl Fairing for RequestLog {
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
         let s = stamp(req);
-        let latency_ms = (s.start.elapsed().as_secs_f64() * 100_000.0).round() / 100.0;
+        let elapsed = s.start.elapsed().as_secs_f64();
+        if let Some(sec) = req.rocket().state::<crate::core::Security>() {
+            let route = req
+                .route()
+                .map_or_else(|| "unmatched".to_owned(), |r| r.uri.path().to_string());
+            sec.metrics.request(
+                &RequestLabels {
+                    method: req.method().as_str(),
+                    route,
+                    status: res.status().code,
+                },
+                elapsed,
+            );
+        }
+        let latency_ms = (elapsed * 100_000.0).round() / 100.0;
         // The path only: query strings may carry tokens (auth_token) or emails.
         tracing::info!(
             target: "gatehouse::request",

@@ -19,6 +19,7 @@ pub mod input;
 pub mod introspect;
 pub mod logging;
 pub mod login;
+pub mod metrics;
 pub mod page;
 pub mod pages;
 pub mod register;
@@ -185,5 +186,6 @@ pub fn routes() -> Vec<rocket::Route> {
     r.extend(assets::routes());
     r.extend(forward::routes());
     r.extend(introspect::routes());
+    r.extend(metrics::routes());
     r
 }

@@ -79,6 +79,9 @@ fn version() {
 fn start_up_problems_are_one_line_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let db = sqlite(&dir);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap();
+    let taken_reason = format!("cannot listen for metrics on {taken_addr}");
     let cases: Vec<(Vec<(String, String)>, &str)> = vec![
         (
             {
@@ -98,6 +101,14 @@ fn start_up_problems_are_one_line_with_the_reason() {
             "cannot open database postgres://nobody:***@127.0.0.1:1/nothing",
         ),
         (env("mysql://127.0.0.1/x", ""), "unsupported database URL"),
+        (
+            env(&db, ",metrics_token=\"short\""),
+            "security.metrics_token: is shorter than 16 characters",
+        ),
+        (
+            env(&db, &format!(",metrics_address=\"{taken_addr}\"")),
+            &taken_reason,
+        ),
     ];
     for (e, reason) in cases {
         let out = run(&e, &["serve"], "");

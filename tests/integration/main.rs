@@ -16,6 +16,7 @@ mod forward_auth;
 mod input;
 mod introspect;
 mod login;
+mod metrics;
 mod migration;
 mod operations;
 mod oracle;
