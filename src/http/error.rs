@@ -40,7 +40,7 @@ pub enum ApiError {
     /// 405, with the methods the resource allows (the `Allow` header;
     /// empty when unknown).
     #[error("method not allowed")]
-    MethodNotAllowed(&'static str),
+    MethodNotAllowed(String),
     /// 408: the body did not arrive within `body_timeout_ms`.
     #[error("request timeout")]
     RequestTimeout,
@@ -149,7 +149,9 @@ impl ApiError {
             ApiError::Unavailable(_) => env.header("Retry-After", "2"),
             ApiError::Busy => env.header("Retry-After", "1"),
             ApiError::TooManyRequests(s) => env.header("Retry-After", s.to_string()),
-            ApiError::MethodNotAllowed(allow) if !allow.is_empty() => env.header("Allow", *allow),
+            ApiError::MethodNotAllowed(allow) if !allow.is_empty() => {
+                env.header("Allow", allow.clone())
+            }
             ApiError::Unauthenticated { basic: true } => {
                 env.header("WWW-Authenticate", r#"Basic realm="Login Required""#)
             }
@@ -264,10 +266,16 @@ pub fn default_catcher(status: Status, req: &Request<'_>) -> ApiError {
         400 => ApiError::BadRequest("The request could not be understood.".into()),
         401 => ApiError::Unauthenticated { basic: false },
         403 => ApiError::Forbidden,
+        // No route took the request, but the path exists: only the method
+        // is wrong. (A route that ran and answered 404 keeps its 404.)
+        404 if req.route().is_none() => match allowed_methods(req) {
+            Some(allow) => ApiError::MethodNotAllowed(allow),
+            None => ApiError::NotFound,
+        },
         // Rocket answers a path parameter it cannot parse with 422; for a
         // client that is simply a resource that does not exist.
         404 | 422 => ApiError::NotFound,
-        405 => ApiError::MethodNotAllowed(""),
+        405 => ApiError::MethodNotAllowed(String::new()),
         408 => ApiError::RequestTimeout,
         413 => ApiError::PayloadTooLarge,
         429 => ApiError::TooManyRequests(1),
@@ -277,9 +285,68 @@ pub fn default_catcher(status: Status, req: &Request<'_>) -> ApiError {
     }
 }
 
+/// The methods of the routes whose path template matches this request's
+/// path (`Allow: GET, HEAD, POST`), when there are any: the path exists and
+/// only the method is wrong. `None` for a path no route serves.
+fn allowed_methods(req: &Request<'_>) -> Option<String> {
+    use rocket::http::Method;
+    let path = req.uri().path();
+    let mut methods: Vec<Method> = req
+        .rocket()
+        .routes()
+        .filter(|r| template_matches(r.uri.path(), path.as_str()))
+        .map(|r| r.method)
+        .collect();
+    if methods.is_empty() {
+        return None;
+    }
+    // Rocket answers HEAD for every GET route.
+    if methods.contains(&Method::Get) {
+        methods.push(Method::Head);
+    }
+    methods.sort_by_key(|m| m.as_str());
+    methods.dedup();
+    Some(
+        methods
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
+/// Whether `path` fits a route's path template: static segments equal,
+/// `<name>` any one non-empty segment, `<name..>` whatever follows.
+fn template_matches(template: &str, path: &str) -> bool {
+    let mut want = template.split('/').filter(|s| !s.is_empty());
+    let mut have = path.split('/').filter(|s| !s.is_empty());
+    loop {
+        match (want.next(), have.next()) {
+            (None, None) => return true,
+            (Some(w), _) if w.starts_with('<') && w.ends_with("..>") => return true,
+            (Some(w), Some(_)) if w.starts_with('<') && w.ends_with('>') => {}
+            (Some(w), Some(h)) if w == h => {}
+            _ => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::ApiError;
+
+    #[test]
+    fn path_templates_match_as_rocket_routes_do() {
+        use super::template_matches as m;
+        assert!(m("/login", "/login"));
+        assert!(m("/", "/"));
+        assert!(!m("/login", "/login/x"));
+        assert!(!m("/login", "/"));
+        assert!(m("/api/articles/<id>/likes", "/api/articles/7/likes"));
+        assert!(!m("/api/articles/<id>/likes", "/api/articles/likes"));
+        assert!(m("/static/<path..>", "/static/a/b.css"));
+        assert!(!m("/static/<path..>", "/other/a.css"));
+    }
 
     #[test]
     fn the_wait_is_worded_for_one_and_for_many_seconds() {

@@ -132,24 +132,7 @@ async fn logout_everywhere(
     }
 }
 
-#[get("/logout")]
-fn logout_get() -> ApiError {
-    ApiError::MethodNotAllowed("POST")
-}
-
-#[get("/logout-everywhere")]
-fn logout_everywhere_get() -> ApiError {
-    ApiError::MethodNotAllowed("POST")
-}
-
 /// The routes of this module.
 pub fn routes() -> Vec<rocket::Route> {
-    routes![
-        login_page,
-        login,
-        logout,
-        logout_get,
-        logout_everywhere,
-        logout_everywhere_get
-    ]
+    routes![login_page, login, logout, logout_everywhere]
 }

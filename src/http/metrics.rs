@@ -126,7 +126,7 @@ fn answer<B>(scraper: &Scraper, req: &hyper::Request<B>) -> hyper::Response<Full
         let mut res = reply(
             Status::MethodNotAllowed,
             "application/json",
-            envelope(&ApiError::MethodNotAllowed("GET, HEAD")),
+            envelope(&ApiError::MethodNotAllowed("GET, HEAD".into())),
         );
         res.headers_mut().insert(
             "Allow",

@@ -502,14 +502,35 @@ async fn signing_in_while_signed_in_is_refused() {
     assert_eq!(r.location(), "/");
 }
 
-/// 405 answers say what is allowed (RFC 9110).
+/// 405 answers say what is allowed (RFC 9110), for every path that
+/// exists; a path that does not, or a route that answered 404 itself
+/// (a missing static file), stays 404.
 #[rocket::async_test]
 async fn method_not_allowed_names_the_allowed_method() {
+    use rocket::http::Method;
     let app = app().await;
-    for path in ["/logout", "/logout-everywhere"] {
-        let r = send(accept_json(app.client.get(path))).await;
-        assert_eq!(r.status, Status::MethodNotAllowed);
-        assert_eq!(r.header("Allow"), Some("POST"), "{path}");
+    for (method, path, allow) in [
+        (Method::Get, "/logout", "POST"),
+        (Method::Get, "/logout-everywhere", "POST"),
+        (Method::Delete, "/login", "GET, HEAD, POST"),
+        (Method::Put, "/introspect", "POST"),
+        (Method::Post, "/static/style.css", "GET, HEAD"),
+        (Method::Delete, "/api/articles/7/likes", "GET, HEAD, POST"),
+        (Method::Trace, "/livez", "GET, HEAD"),
+    ] {
+        let r = send(accept_json(app.client.req(method, path))).await;
+        assert_eq!(r.status, Status::MethodNotAllowed, "{method} {path}");
+        assert_eq!(r.header("Allow"), Some(allow), "{method} {path}");
+        assert_eq!(r.json()["meta"]["code"], 405);
+    }
+    for (method, path) in [
+        (Method::Get, "/static/nope.css"),
+        (Method::Delete, "/nope"),
+        (Method::Get, "/login/extra"),
+    ] {
+        let r = send(accept_json(app.client.req(method, path))).await;
+        assert_eq!(r.status, Status::NotFound, "{method} {path}");
+        assert_eq!(r.header("Allow"), None);
     }
 }
 
