@@ -42,6 +42,15 @@ impl Input {
         self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v)
     }
 
+    /// A field that is present and a string; `None` for absent, null or
+    /// any other JSON type.
+    pub fn string(&self, name: &str) -> Option<&str> {
+        match self.field(name) {
+            Some(Field::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+
     /// A text field; absent or null reads as empty. A JSON value that is not
     /// a string is a 400 with FS's "Input not appropriate" message.
     pub fn text(&self, name: &str) -> Result<&str, ApiError> {

@@ -17,9 +17,19 @@ enum Answer {
     /// 200, active or not.
     #[response(status = 200, content_type = "json")]
     Ok(Json<Value>),
+    /// 400 for a request without a token (RFC 6749 §5.2's error).
+    #[response(status = 400, content_type = "json")]
+    InvalidRequest(Json<Value>),
     /// 401 for a client that did not prove itself.
     #[response(status = 401, content_type = "json")]
     InvalidClient(Json<Value>, Header<'static>),
+}
+
+fn invalid_request() -> Answer {
+    Answer::InvalidRequest(Json(json!({
+        "error": "invalid_request",
+        "error_description": "Send the token to introspect as the string field token.",
+    })))
 }
 
 #[post("/introspect", data = "<sub>")]
@@ -36,9 +46,15 @@ async fn introspect(
                 Header::new("WWW-Authenticate", r#"Basic realm="introspection""#),
             ))
         }
+        // A body that is not a form or a JSON object.
+        Err(r) if r.error.status() == Status::BadRequest => return Ok(invalid_request()),
         Err(r) => return Err(r.error),
     };
-    let token = sub.input.text("token")?;
+    // Absent or not a string: the request asks nothing (an empty token is
+    // a token, and inactive).
+    let Some(token) = sub.input.string("token") else {
+        return Ok(invalid_request());
+    };
     let answer = match ctx.sec.introspect(token).await? {
         Some(t) => json!({
             "active": true,

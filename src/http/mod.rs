@@ -20,6 +20,7 @@ pub mod introspect;
 pub mod logging;
 pub mod login;
 pub mod metrics;
+pub mod openapi;
 pub mod page;
 pub mod pages;
 pub mod register;
@@ -187,5 +188,6 @@ pub fn routes() -> Vec<rocket::Route> {
     r.extend(forward::routes());
     r.extend(introspect::routes());
     r.extend(metrics::routes());
+    r.extend(openapi::routes());
     r
 }

@@ -130,3 +130,47 @@ async fn only_a_configured_client_may_ask() {
     let r = introspect(&plain, Some(basic("svc", SECRET)), &token).await;
     assert_eq!(r.status, Status::Unauthorized, "no clients configured");
 }
+
+/// A request without a token is RFC 6749's invalid_request, not an
+/// inactive answer (it asked nothing).
+#[rocket::async_test]
+async fn a_request_without_a_token_is_invalid() {
+    let app = setup().await;
+    for body in ["token_type_hint=access_token", ""] {
+        let r = send(
+            app.client
+                .post("/introspect")
+                .header(ContentType::Form)
+                .header(basic("svc", SECRET))
+                .body(body),
+        )
+        .await;
+        assert_eq!(r.status, Status::BadRequest, "{body:?}: {}", r.body);
+        assert_eq!(r.json()["error"], "invalid_request");
+    }
+    for body in [r#"{"token": 42}"#, "[null]", "{"] {
+        let r = send(
+            app.client
+                .post("/introspect")
+                .header(ContentType::JSON)
+                .header(basic("svc", SECRET))
+                .body(body),
+        )
+        .await;
+        assert_eq!(r.status, Status::BadRequest, "{body}: {}", r.body);
+        assert_eq!(r.json()["error"], "invalid_request", "{body}");
+    }
+    let r = send(
+        app.client
+            .post("/introspect")
+            .header(ContentType::JSON)
+            .header(basic("svc", SECRET))
+            .body(r#"{"token": 42}"#),
+    )
+    .await;
+    assert_eq!(r.status, Status::BadRequest, "{}", r.body);
+    assert_eq!(r.json()["error"], "invalid_request");
+    // An unknown client still learns nothing more than 401.
+    let r = introspect(&app, Some(basic("svc", "wrong-secret-0123456789")), "").await;
+    assert_eq!(r.status, Status::Unauthorized);
+}

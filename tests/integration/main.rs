@@ -18,6 +18,7 @@ mod introspect;
 mod login;
 mod metrics;
 mod migration;
+mod openapi;
 mod operations;
 mod oracle;
 mod outage;

@@ -1,6 +1,6 @@
 //! Issue 11: the real Flask-Security-Too 5.9.2 as the test oracle. A small
 //! FS app (tests/oracle/fs_app.py, from target/oracle-venv, which
-//! scripts/oracle-venv installs) runs on loopback against the same
+//! scripts/venvs installs) runs on loopback against the same
 //! database as a gatehouse instance, with the same secrets and salts, and
 //! both directions are checked: tokens, accounts, revocation, roles, and
 //! the JSON answers of the endpoints both serve.
@@ -20,7 +20,7 @@ fn venv_python() -> PathBuf {
     let python = PathBuf::from(ROOT).join("target/oracle-venv/bin/python");
     assert!(
         python.exists(),
-        "the Flask-Security-Too oracle is not installed: run scripts/oracle-venv \
+        "the Flask-Security-Too oracle is not installed: run scripts/venvs \
          (scripts/test does)"
     );
     python
