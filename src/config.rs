@@ -15,6 +15,31 @@ use serde::{Deserialize, Serialize, Serializer};
 /// Marker that every development secret carries. A release build refuses to
 /// start while any secret still contains it.
 pub const DEV_MARKER: &str = "DEVELOPMENT-ONLY";
+/// Marks a value the sample configurations (deploy/Rocket.toml) leave for
+/// the operator to fill in; never accepted as a secret.
+pub const PLACEHOLDER: &str = "CHANGE-ME";
+
+/// Rocket's own `secret_key` (cookie encryption): in release it must be set
+/// and not a placeholder. Rocket would refuse it too, but in several lines.
+pub fn check_rocket_secret(figment: &Figment) -> Result<(), ConfigError> {
+    let value = figment.find_value("secret_key").ok();
+    let text = value.as_ref().and_then(|v| v.as_str()).unwrap_or_default();
+    let how = "generate one with `openssl rand -base64 32` and set it in Rocket.toml \
+               (secret_key = \"...\") or ROCKET_SECRET_KEY";
+    if text.contains(PLACEHOLDER) {
+        return Err(ConfigError::Invalid {
+            key: "secret_key",
+            reason: format!("is still the {PLACEHOLDER} placeholder: {how}"),
+        });
+    }
+    if is_release(figment) && value.is_none() {
+        return Err(ConfigError::Missing {
+            key: "secret_key",
+            how: how.into(),
+        });
+    }
+    Ok(())
+}
 /// Used in debug builds when `security.secret_key` is not set. NEVER in release.
 pub const DEV_SECRET_KEY: &str = "gatehouse-DEVELOPMENT-ONLY-secret-key";
 /// Used in debug builds when `security.password_salt` is not set. NEVER in release.
@@ -370,6 +395,10 @@ fn resolve_secret(
             key,
             reason: format!("is empty: {}", how(short)),
         }),
+        Some(v) if v.expose_secret().contains(PLACEHOLDER) => Err(ConfigError::Invalid {
+            key,
+            reason: format!("is still the {PLACEHOLDER} placeholder: {}", how(short)),
+        }),
         Some(v) if release && v.expose_secret().contains(DEV_MARKER) => {
             Err(ConfigError::DevelopmentValue {
                 key,
@@ -637,8 +666,8 @@ pub fn check(figment: &Figment) -> ConfigReport {
             "<not set: random per start>"
         }
     ));
-    if release && !rocket_key {
-        problems.push("secret_key (Rocket's, for cookies) is not set: generate one with `openssl rand -base64 32`".into());
+    if let Err(e) = check_rocket_secret(figment) {
+        problems.push(format!("{e} (Rocket's, for cookies)"));
     }
     match DatabaseConfig::from_figment(figment) {
         Ok(db) => report_lines("databases.gatehouse", &db, &mut text),

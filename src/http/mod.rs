@@ -64,6 +64,7 @@ pub enum StartError {
 /// Reads the configuration, opens and migrates the database, and builds the
 /// core, on the given clock.
 pub async fn build_state(figment: &Figment, clock: SharedClock) -> Result<Security, StartError> {
+    crate::config::check_rocket_secret(figment)?;
     let config = SecurityConfig::from_figment(figment)?;
     let db_config = DatabaseConfig::from_figment(figment)?;
     let db = Db::connect(&db_config)

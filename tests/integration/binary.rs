@@ -102,6 +102,14 @@ fn start_up_problems_are_one_line_with_the_reason() {
         ),
         (env("mysql://127.0.0.1/x", ""), "unsupported database URL"),
         (
+            {
+                let mut e = env(&db, "");
+                e.push(("ROCKET_SECRET_KEY".into(), "CHANGE-ME".into()));
+                e
+            },
+            "secret_key: is still the CHANGE-ME placeholder",
+        ),
+        (
             env(&db, ",metrics_token=\"short\""),
             "security.metrics_token: is shorter than 16 characters",
         ),

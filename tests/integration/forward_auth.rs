@@ -28,45 +28,26 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 "#;
 
+/// The forward-auth block of deploy/nginx.conf, as shipped, in a server on
+/// a loopback port, with its two upstreams pointing at the test's processes.
 fn nginx_conf(dir: &std::path::Path, port: u16, gatehouse: u16, backend: u16) -> String {
     let d = dir.display();
-    let auth = |name: &str, query: &str| {
-        format!(
-            "location = /{name} {{ internal; proxy_pass http://127.0.0.1:{gatehouse}/auth/check{query};
-               proxy_pass_request_body off; proxy_set_header Content-Length \"\";
-               proxy_set_header X-Original-URI $request_uri; }}"
-        )
-    };
-    let protected = |prefix: &str, check: &str| {
-        format!(
-            "location {prefix} {{ auth_request /{check};
-               auth_request_set $uid $upstream_http_x_auth_user_id;
-               auth_request_set $email $upstream_http_x_auth_email;
-               auth_request_set $roles $upstream_http_x_auth_roles;
-               auth_request_set $login $upstream_http_x_auth_login;
-               error_page 401 = @login;
-               proxy_set_header X-Auth-User-Id $uid;
-               proxy_set_header X-Auth-Email $email;
-               proxy_set_header X-Auth-Roles $roles;
-               proxy_pass http://127.0.0.1:{backend}; }}"
-        )
-    };
+    let shipped = include_str!("../../deploy/nginx.conf");
+    let begin = shipped.find("# BEGIN gatehouse").expect("the BEGIN marker");
+    let end = shipped.find("# END gatehouse").expect("the END marker");
+    let block = &shipped[begin..end];
     format!(
         "worker_processes 1; daemon off; pid {d}/nginx.pid; error_log {d}/error.log;
          events {{ worker_connections 64; }}
          http {{ access_log off;
            client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
            fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-           server {{ listen 127.0.0.1:{port}; absolute_redirect off;
-             {} {} {} {}
-             location @login {{ return 302 $login; }}
-             location / {{ proxy_pass http://127.0.0.1:{gatehouse}; }}
+           upstream gatehouse {{ server 127.0.0.1:{gatehouse}; keepalive 4; }}
+           upstream app {{ server 127.0.0.1:{backend}; }}
+           server {{ listen 127.0.0.1:{port};
+{block}
            }}
-         }}",
-        auth("_auth", ""),
-        auth("_auth_admin", "?roles=admin"),
-        protected("/app/", "_auth"),
-        protected("/admin/", "_auth_admin"),
+         }}"
     )
 }
 

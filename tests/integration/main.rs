@@ -12,6 +12,7 @@ mod binary;
 mod compat;
 mod csrf;
 mod csrf_routes;
+mod deploy;
 mod forward_auth;
 mod input;
 mod introspect;

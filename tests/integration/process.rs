@@ -111,10 +111,21 @@ impl Server {
 
     /// A server started with `cwd` as its working directory.
     pub fn start_in(envs: &[(String, String)], cwd: &std::path::Path) -> Server {
+        Self::start_as(envs, cwd, None)
+    }
+
+    /// A server started in `cwd` as the user `uid` (when given; the tests
+    /// must run as root for that).
+    pub fn start_as(envs: &[(String, String)], cwd: &std::path::Path, uid: Option<u32>) -> Server {
+        use std::os::unix::process::CommandExt;
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("server.log");
         let port = free_port();
-        let child = command(envs)
+        let mut command = command(envs);
+        if let Some(uid) = uid {
+            command.uid(uid).gid(uid);
+        }
+        let child = command
             .current_dir(cwd)
             .env("ROCKET_PORT", port.to_string())
             .stdout(Stdio::null())
