@@ -254,6 +254,19 @@ defaults! {
     d_auth_user_id_header: String = "X-Auth-User-Id".into();
     d_auth_email_header: String = "X-Auth-Email".into();
     d_auth_roles_header: String = "X-Auth-Roles".into();
+    d_reset_salt: String = "reset-salt".into();
+    d_confirm_salt: String = "confirm-salt".into();
+    d_change_email_salt: String = "change-email-salt".into();
+    d_reset_within: u64 = 86_400;
+    d_confirm_within: u64 = 2 * 86_400;
+    d_change_email_within: u64 = 2 * 3600;
+    d_mail_per_hour: i32 = 3;
+    d_mail_dir: String = "mail".into();
+    d_mail_from: String = "gatehouse <no-reply@localhost>".into();
+    d_app_name: String = "gatehouse".into();
+    d_mail_max_attempts: i32 = 8;
+    d_mail_poll_ms: u64 = 2_000;
+    d_smtp_timeout_ms: u64 = 10_000;
     d_max_connections: u32 = (std::thread::available_parallelism().map_or(2, |n| n.get()) * 4) as u32;
     d_timeout_ms: u64 = 1500;
     d_idle_timeout: u64 = 300;
@@ -261,7 +274,7 @@ defaults! {
 
 /// Validated `security` settings. Every key of the `security` table is one
 /// field here, with its default.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityConfig {
     /// Signs auth tokens (the Flask `SECRET_KEY` when migrating).
@@ -365,6 +378,62 @@ pub struct SecurityConfig {
     /// `/metrics` on the main port. Off by default.
     #[serde(default)]
     pub metrics_token: Secret,
+    /// Where users reach gatehouse (`https://auth.example.com`): links in
+    /// mails start with it, never with a request's Host header. Debug
+    /// default: `http://127.0.0.1:<port>`; required in release.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Serve `/reset` (forgot password: a link by mail).
+    #[serde(default = "d_true")]
+    pub recoverable: bool,
+    /// New accounts must confirm their email (a link by mail) before they
+    /// can sign in (FS `SECURITY_CONFIRMABLE`).
+    #[serde(default)]
+    pub confirmable: bool,
+    /// With `confirmable`, unconfirmed accounts may still sign in.
+    #[serde(default)]
+    pub login_without_confirmation: bool,
+    /// Serve `/change-email` (a new address takes effect once its link is
+    /// followed).
+    #[serde(default = "d_true")]
+    pub change_email: bool,
+    /// A completed password reset signs the user in.
+    #[serde(default = "d_true")]
+    pub auto_login_after_reset: bool,
+    /// itsdangerous salt of reset links (FS `SECURITY_RESET_SALT`).
+    #[serde(default = "d_reset_salt")]
+    pub reset_salt: String,
+    /// Salt of confirmation links (FS `SECURITY_CONFIRM_SALT`).
+    #[serde(default = "d_confirm_salt")]
+    pub confirm_salt: String,
+    /// Salt of change-of-address links (FS `SECURITY_CHANGE_EMAIL_SALT`).
+    #[serde(default = "d_change_email_salt")]
+    pub change_email_salt: String,
+    /// Seconds a reset link works (FS `RESET_PASSWORD_WITHIN`).
+    #[serde(default = "d_reset_within")]
+    pub reset_password_within: u64,
+    /// Seconds a confirmation link works (FS `CONFIRM_EMAIL_WITHIN`).
+    #[serde(default = "d_confirm_within")]
+    pub confirm_email_within: u64,
+    /// Seconds a change-of-address link works (FS `CHANGE_EMAIL_WITHIN`).
+    #[serde(default = "d_change_email_within")]
+    pub change_email_within: u64,
+    /// Mail a notice when the password is changed.
+    #[serde(default = "d_true")]
+    pub send_password_change_notice: bool,
+    /// Mail a notice when the password is reset.
+    #[serde(default = "d_true")]
+    pub send_password_reset_notice: bool,
+    /// Mail the old address when the email is changed.
+    #[serde(default = "d_true")]
+    pub send_email_change_notice: bool,
+    /// Mail a notice on a sign-in from a browser not seen before.
+    #[serde(default)]
+    pub notify_new_browser: bool,
+    /// Link mails (reset, confirm, change of address) one address can be
+    /// sent per hour; more requests answer the same and send nothing.
+    #[serde(default = "d_mail_per_hour")]
+    pub mail_per_address_per_hour: i32,
 }
 
 /// Whether this is production: every profile but `debug` (the one
@@ -522,6 +591,26 @@ impl SecurityConfig {
                 "is shorter than 16 characters: use a long random value",
             ));
         }
+        if let Some(url) = &cfg.public_url {
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"));
+            if !rest.is_some_and(|r| {
+                !r.is_empty() && !r.starts_with('/') && !r.contains(['?', '#', '@', ' '])
+            }) {
+                return Err(invalid(
+                    "security.public_url",
+                    format!("{url:?} is not a base URL: scheme://host[:port][/path], e.g. \"https://auth.example.com\""),
+                ));
+            }
+            cfg.public_url = Some(url.trim_end_matches('/').to_owned());
+        }
+        if cfg.mail_per_address_per_hour < 1 {
+            return Err(invalid(
+                "security.mail_per_address_per_hour",
+                "must be at least 1",
+            ));
+        }
         if cfg.token_clock_skew > 300 {
             return Err(invalid(
                 "security.token_clock_skew",
@@ -609,6 +698,203 @@ impl DatabaseConfig {
                  ROCKET_DATABASES='{{gatehouse={{url=\"postgres://127.0.0.1/gatehouse\"}}}}'"
             ))
         })
+    }
+}
+
+/// How mails leave (`mail.transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    /// An SMTP server (`smtp_host`, …).
+    Smtp,
+    /// `.eml` files in `dir`, links logged: for development.
+    File,
+}
+
+/// How the SMTP connection is secured (`mail.smtp_security`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (required), port 587.
+    Starttls,
+    /// TLS from the first byte, port 465.
+    Tls,
+    /// No encryption (a relay on localhost), port 25.
+    None,
+}
+
+/// `mail`: the outbox's transport and the mails' look.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// `smtp` or `file`. Debug default: `file`; release must choose.
+    #[serde(default)]
+    pub transport: Option<MailTransport>,
+    /// The folder `file` writes to.
+    #[serde(default = "d_mail_dir")]
+    pub dir: String,
+    /// The SMTP server.
+    #[serde(default)]
+    pub smtp_host: Option<String>,
+    /// Its port (default by `smtp_security`: 587, 465 or 25).
+    #[serde(default)]
+    pub smtp_port: Option<u16>,
+    /// `starttls` (default), `tls` or `none`.
+    #[serde(default = "d_starttls")]
+    pub smtp_security: SmtpSecurity,
+    /// The SMTP user name, when the server wants one.
+    #[serde(default)]
+    pub smtp_username: Option<String>,
+    /// The SMTP password.
+    #[serde(default)]
+    pub smtp_password: Secret,
+    /// A PEM file of the CA that signs the SMTP server's certificate (an
+    /// internal relay); the public roots otherwise.
+    #[serde(default)]
+    pub smtp_ca_file: Option<String>,
+    /// Milliseconds an SMTP conversation may take.
+    #[serde(default = "d_smtp_timeout_ms")]
+    pub smtp_timeout_ms: u64,
+    /// The From header.
+    #[serde(default = "d_mail_from")]
+    pub from: String,
+    /// The name mails and pages use for this service.
+    #[serde(default = "d_app_name")]
+    pub app_name: String,
+    /// Attempts before a mail is given up.
+    #[serde(default = "d_mail_max_attempts")]
+    pub max_attempts: i32,
+    /// Milliseconds between two looks at the outbox (a request that queues
+    /// a mail wakes its own instance's worker at once).
+    #[serde(default = "d_mail_poll_ms")]
+    pub poll_interval_ms: u64,
+}
+
+fn d_starttls() -> SmtpSecurity {
+    SmtpSecurity::Starttls
+}
+
+impl MailConfig {
+    /// Reads and validates `mail` from `figment`. In release a transport
+    /// must be chosen when `needed` (a flow that sends mail is on).
+    pub fn from_figment(figment: &Figment, needed: bool) -> Result<Self, ConfigError> {
+        let mut cfg: MailConfig = figment
+            .focus("mail")
+            .extract()
+            .map_err(|e| ConfigError::Unreadable(format!("invalid mail configuration: {e}")))?;
+        match cfg.transport {
+            None if needed && is_release(figment) => {
+                return Err(ConfigError::Missing {
+                    key: "mail.transport",
+                    how: "password reset, email confirmation and notices send mail: set \
+                          transport = \"smtp\" (with smtp_host) or transport = \"file\" (with dir) \
+                          in [release.mail], or ROCKET_MAIL='{transport=\"smtp\",smtp_host=\"...\"}'"
+                        .into(),
+                })
+            }
+            None => cfg.transport = Some(MailTransport::File),
+            Some(MailTransport::Smtp) if cfg.smtp_host.as_deref().is_none_or(str::is_empty) => {
+                return Err(invalid("mail.smtp_host", "is required with transport = \"smtp\""))
+            }
+            Some(_) => {}
+        }
+        if cfg.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid(
+                "mail.from",
+                format!(
+                    "{:?} is not a mailbox, e.g. \"gatehouse <no-reply@example.com>\"",
+                    cfg.from
+                ),
+            ));
+        }
+        if cfg.max_attempts < 1 {
+            return Err(invalid("mail.max_attempts", "must be at least 1"));
+        }
+        if cfg
+            .smtp_password
+            .0
+            .as_ref()
+            .is_some_and(|p| p.expose_secret().contains(PLACEHOLDER))
+        {
+            return Err(invalid(
+                "mail.smtp_password",
+                format!("is still the {PLACEHOLDER} placeholder"),
+            ));
+        }
+        Ok(cfg)
+    }
+
+    /// The chosen transport (set by [`MailConfig::from_figment`]).
+    pub fn transport(&self) -> MailTransport {
+        self.transport.unwrap_or(MailTransport::File)
+    }
+
+    /// The SMTP port: the configured one, else the usual one for the
+    /// security mode.
+    pub fn smtp_port(&self) -> u16 {
+        self.smtp_port.unwrap_or(match self.smtp_security {
+            SmtpSecurity::Starttls => 587,
+            SmtpSecurity::Tls => 465,
+            SmtpSecurity::None => 25,
+        })
+    }
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            transport: Some(MailTransport::File),
+            dir: d_mail_dir(),
+            smtp_host: None,
+            smtp_port: None,
+            smtp_security: SmtpSecurity::Starttls,
+            smtp_username: None,
+            smtp_password: Secret::default(),
+            smtp_ca_file: None,
+            smtp_timeout_ms: d_smtp_timeout_ms(),
+            from: d_mail_from(),
+            app_name: d_app_name(),
+            max_attempts: d_mail_max_attempts(),
+            poll_interval_ms: d_mail_poll_ms(),
+        }
+    }
+}
+
+impl SecurityConfig {
+    /// Whether any flow that sends mail is on.
+    pub fn sends_mail(&self) -> bool {
+        self.recoverable
+            || self.confirmable
+            || self.change_email
+            || self.send_password_change_notice
+            || self.notify_new_browser
+    }
+
+    /// Fills in `public_url` where it was not set: in debug, this server's
+    /// own address; in release, an error when mails need it.
+    pub fn resolve_public_url(&mut self, figment: &Figment) -> Result<(), ConfigError> {
+        if self.public_url.is_some() || !self.sends_mail() {
+            return Ok(());
+        }
+        if is_release(figment) {
+            return Err(ConfigError::Missing {
+                key: "security.public_url",
+                how: "links in mails start with it: set public_url = \"https://auth.example.com\" \
+                      in [release.security]"
+                    .into(),
+            });
+        }
+        let port: u16 = figment.extract_inner("port").unwrap_or(8000);
+        let address: String = figment
+            .extract_inner("address")
+            .unwrap_or_else(|_| "127.0.0.1".into());
+        let host = match address.as_str() {
+            "0.0.0.0" | "::" | "" => "127.0.0.1".to_owned(),
+            a if a.contains(':') => format!("[{a}]"),
+            a => a.to_owned(),
+        };
+        self.public_url = Some(format!("http://{host}:{port}"));
+        Ok(())
     }
 }
 

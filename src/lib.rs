@@ -15,6 +15,7 @@ pub mod db;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod http;
+pub mod mail;
 pub mod metrics;
 
 pub use crate::core::Security;

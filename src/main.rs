@@ -84,6 +84,16 @@ enum Users {
     },
     /// List users with their roles
     List,
+    /// Mark a user's email confirmed (with `confirmable` on, they can sign in)
+    Confirm {
+        /// The user's email
+        email: String,
+    },
+    /// Mail a user a password reset link (a running server sends it)
+    SendReset {
+        /// The user's email
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -202,6 +212,21 @@ async fn users(cmd: Users) -> Result<String, String> {
                 .map_err(e)?;
             format!(
                 "changed the password of {} and signed them out everywhere",
+                u.email
+            )
+        }
+        Users::Confirm { email } => {
+            let (u, now) = admin::confirm_user(&sec, &email).await.map_err(e)?;
+            if now {
+                format!("confirmed {}", u.email)
+            } else {
+                format!("{} was confirmed already", u.email)
+            }
+        }
+        Users::SendReset { email } => {
+            let u = admin::send_reset(&sec, &email).await.map_err(e)?;
+            format!(
+                "queued a password reset link for {}: a running gatehouse sends it",
                 u.email
             )
         }

@@ -83,6 +83,8 @@ pub struct Metrics {
     db_calls: Family<OutcomeLabels, Histogram, fn() -> Histogram>,
     db_connections: Family<StateLabels, Gauge>,
     db_max_connections: Gauge,
+    mails: Family<OutcomeLabels, Counter>,
+    outbox_depth: Gauge,
 }
 
 impl Default for Metrics {
@@ -114,12 +116,14 @@ pub enum SignIn {
     Busy,
     /// The database failed.
     Unavailable,
+    /// The right password, an unconfirmed email.
+    Unconfirmed,
     /// Anything else (a bug).
     Error,
 }
 
 impl SignIn {
-    const ALL: [SignIn; 8] = [
+    const ALL: [SignIn; 9] = [
         SignIn::Ok,
         SignIn::InvalidCredentials,
         SignIn::Disabled,
@@ -127,6 +131,7 @@ impl SignIn {
         SignIn::Throttled,
         SignIn::Busy,
         SignIn::Unavailable,
+        SignIn::Unconfirmed,
         SignIn::Error,
     ];
 
@@ -139,6 +144,7 @@ impl SignIn {
             SignIn::Throttled => "throttled",
             SignIn::Busy => "busy",
             SignIn::Unavailable => "unavailable",
+            SignIn::Unconfirmed => "unconfirmed",
             SignIn::Error => "error",
         }
     }
@@ -151,6 +157,8 @@ pub enum Limit {
     Ip,
     /// Password attempts per account (shared through the database).
     Account,
+    /// Link mails per address and hour.
+    Mail,
 }
 
 /// How a database call ended.
@@ -162,6 +170,19 @@ pub enum DbOutcome {
     Error,
     /// It did not answer within the limit.
     Timeout,
+}
+
+/// What became of a mail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MailOutcome {
+    /// Handed to the SMTP server (or written as a file).
+    Sent,
+    /// Not sent on purpose (no such account, already confirmed).
+    Dropped,
+    /// Failed; will be tried again.
+    Retried,
+    /// Failed for good.
+    Failed,
 }
 
 /// The pool's state at scrape time.
@@ -192,7 +213,7 @@ impl Metrics {
         let limit_hits = Family::<ScopeLabels, Counter>::default();
         registry.register(
             "limit_hits",
-            "Requests refused by a limit: scope ip (per client address) or account (throttle)",
+            "Requests refused by a limit: scope ip (per client address), account (throttle) or mail (link mails per address)",
             limit_hits.clone(),
         );
         let hash_slots = Gauge::default();
@@ -245,6 +266,18 @@ impl Metrics {
             "The most connections the pool may open",
             db_max_connections.clone(),
         );
+        let mails = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "mails",
+            "Outbox mails by outcome (sent, dropped, retried, failed)",
+            mails.clone(),
+        );
+        let outbox_depth = Gauge::default();
+        registry.register(
+            "mail_outbox_depth",
+            "Mails waiting in the outbox (due or waiting for a retry), as of this instance's last pass",
+            outbox_depth.clone(),
+        );
         let info = Family::<VersionLabels, Gauge>::default();
         info.get_or_create(&VersionLabels {
             version: env!("CARGO_PKG_VERSION"),
@@ -257,8 +290,11 @@ impl Metrics {
                 outcome: outcome.label(),
             });
         }
-        for scope in ["ip", "account"] {
+        for scope in ["ip", "account", "mail"] {
             let _ = limit_hits.get_or_create(&ScopeLabels { scope });
+        }
+        for outcome in ["sent", "dropped", "retried", "failed"] {
+            let _ = mails.get_or_create(&OutcomeLabels { outcome });
         }
         Metrics {
             registry,
@@ -273,7 +309,25 @@ impl Metrics {
             db_calls,
             db_connections,
             db_max_connections,
+            mails,
+            outbox_depth,
         }
+    }
+
+    /// Counts a mail's outcome.
+    pub fn mail(&self, outcome: MailOutcome) {
+        let outcome = match outcome {
+            MailOutcome::Sent => "sent",
+            MailOutcome::Dropped => "dropped",
+            MailOutcome::Retried => "retried",
+            MailOutcome::Failed => "failed",
+        };
+        self.mails.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// The outbox's depth as last seen.
+    pub fn outbox_depth(&self, depth: i64) {
+        self.outbox_depth.set(depth);
     }
 
     /// Counts a served request and its latency.
@@ -295,6 +349,7 @@ impl Metrics {
         let scope = match limit {
             Limit::Ip => "ip",
             Limit::Account => "account",
+            Limit::Mail => "mail",
         };
         self.limit_hits.get_or_create(&ScopeLabels { scope }).inc();
     }

@@ -145,6 +145,7 @@ impl Security {
         new: &str,
         confirm: Option<&str>,
         reason: &'static str,
+        origin: &super::recovery::Origin,
     ) -> Result<User, CoreError> {
         let new = password::normalize(new);
         let mut errors = FieldErrors::default();
@@ -169,11 +170,19 @@ impl Security {
         }
         let hash = self.hasher.hash(&new).await?;
         let uid = self.rotate(user.id, Some(&hash), reason).await?;
-        Ok(User {
+        let user = User {
             password: Some(hash),
             fs_uniquifier: uid,
             ..user.clone()
-        })
+        };
+        self.queue_notice(
+            &user,
+            super::recovery::Notice::PasswordChanged,
+            origin,
+            serde_json::json!({ "by_admin": current.is_none() }),
+        )
+        .await?;
+        Ok(user)
     }
 
     /// Sign out everywhere: every session and token of the user dies.

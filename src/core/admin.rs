@@ -72,14 +72,17 @@ pub async fn create_user(
     for name in roles {
         found.push(role(sec, name).await?);
     }
-    Ok(sec
+    let user = sec
         .create_account(NewAccount {
             email,
             password: raw_password,
             confirm: None,
             roles: &found,
         })
-        .await?)
+        .await?;
+    // An administrator vouches for the address.
+    sec.mark_confirmed(&user).await?;
+    Ok(user)
 }
 
 /// Activates or deactivates a user. Deactivation blocks every session and
@@ -121,12 +124,34 @@ pub async fn change_password(
 ) -> Result<User, AdminError> {
     check_password(raw_password)?;
     let u = user(sec, email).await?;
-    sec.change_password(&u, None, raw_password, None, "admin_password_change")
-        .await
-        .map_err(|e| match e {
-            CoreError::NoSuchUser => AdminError::UnknownUser(email.trim().to_owned()),
-            e => e.into(),
-        })
+    sec.change_password(
+        &u,
+        None,
+        raw_password,
+        None,
+        "admin_password_change",
+        &crate::core::recovery::Origin::default(),
+    )
+    .await
+    .map_err(|e| match e {
+        CoreError::NoSuchUser => AdminError::UnknownUser(email.trim().to_owned()),
+        e => e.into(),
+    })
+}
+
+/// Marks a user's email confirmed; `Ok(false)` when it already was.
+pub async fn confirm_user(sec: &Security, email: &str) -> Result<(User, bool), AdminError> {
+    let u = user(sec, email).await?;
+    let now = sec.mark_confirmed(&u).await?;
+    Ok((u, now))
+}
+
+/// Queues a reset link to a user (support: "I cannot sign in"), without
+/// the hourly limit of the forgot-password form. A running server sends it.
+pub async fn send_reset(sec: &Security, email: &str) -> Result<User, AdminError> {
+    let u = user(sec, email).await?;
+    sec.send_reset_link(&u).await?;
+    Ok(u)
 }
 
 /// Every user with their roles.

@@ -25,6 +25,8 @@ pub mod msg {
     pub const CSRF_MISSING: &str = "The CSRF token is missing.";
     pub const CSRF_INVALID: &str = "The CSRF token is invalid.";
     pub const CROSS_SITE: &str = "Cross-site request refused.";
+    pub const CONFIRMATION_REQUIRED: &str = "Email requires confirmation.";
+    pub const ALREADY_CONFIRMED: &str = "Your email has already been confirmed.";
     pub fn email_taken(email: &str) -> String {
         format!("{email} is already associated with an account.")
     }
@@ -114,6 +116,20 @@ pub enum CoreError {
     /// The database could not answer now; the cause is for the log.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// A link from a mail (reset, confirm, change of address) that does not
+    /// work; `message` says why, in FS's words.
+    #[error("link refused: {message}")]
+    Link {
+        /// Which link.
+        kind: super::links::LinkKind,
+        /// Invalid or expired.
+        problem: super::links::LinkProblem,
+        /// What the user is told.
+        message: String,
+    },
+    /// Right password, but the email is not confirmed yet.
+    #[error("email confirmation required")]
+    ConfirmationRequired,
     /// The user the caller acted as is gone (deleted, rotated away).
     #[error("no such user")]
     NoSuchUser,
@@ -131,6 +147,10 @@ impl CoreError {
             CoreError::Disabled => FieldErrors::one("email", msg::DISABLED),
             CoreError::TwoFactorRequired => FieldErrors::one("", msg::TWO_FACTOR_UNSUPPORTED),
             CoreError::WrongPassword => FieldErrors::one("password", msg::WRONG_PASSWORD),
+            CoreError::Link { message, .. } => FieldErrors::one("", message.clone()),
+            CoreError::ConfirmationRequired => {
+                FieldErrors::one("email", msg::CONFIRMATION_REQUIRED)
+            }
             CoreError::Validation(f) => f.clone(),
             _ => return None,
         })

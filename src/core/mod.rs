@@ -7,7 +7,9 @@ pub mod account;
 pub mod admin;
 pub mod clock;
 pub mod error;
+pub mod links;
 pub mod password;
+pub mod recovery;
 pub mod scrape;
 pub mod session;
 pub mod signin;
@@ -20,7 +22,7 @@ use std::sync::Arc;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::config::{ConfigError, SecurityConfig};
+use crate::config::{ConfigError, MailConfig, SecurityConfig};
 use crate::db::{Db, DbError, User};
 use crate::metrics::Metrics;
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
@@ -46,6 +48,12 @@ pub struct Security {
     pub clock: SharedClock,
     /// What the server counts (requests, sign-ins, limits, hashing, database).
     pub metrics: Arc<Metrics>,
+    /// The signers of the links mails carry (reset, confirm, change email).
+    pub links: links::Links,
+    /// How mails leave (the outbox worker reads it).
+    pub mail: MailConfig,
+    /// Wakes this instance's outbox worker when a mail was queued.
+    pub mail_wakeup: Arc<tokio::sync::Notify>,
 }
 
 /// An active token, as introspection tells it.
@@ -149,6 +157,14 @@ impl Security {
         let hasher = hasher.with_metrics(Arc::clone(&metrics));
         let db = db.with_metrics(Arc::clone(&metrics));
         let signer = TokenSigner::new(config.secret_key.expose(), &config.token_salt);
+        let links = links::Links::new(
+            config.secret_key.expose(),
+            [
+                &config.reset_salt,
+                &config.confirm_salt,
+                &config.change_email_salt,
+            ],
+        );
         let ip_limiter = ip_limiter(config.ip_limit_per_minute);
         Ok(Security {
             config,
@@ -158,6 +174,9 @@ impl Security {
             ip_limiter,
             clock,
             metrics,
+            links,
+            mail: MailConfig::default(),
+            mail_wakeup: Arc::new(tokio::sync::Notify::new()),
         })
     }
 

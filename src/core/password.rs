@@ -258,6 +258,13 @@ impl Hasher {
             .map_err(|_| HashError::Internal("a hashing job died".into()))?
     }
 
+    /// Checks `s` against a `hash_data` hash from a link (SHA-256-crypt; FS
+    /// uses 535,000 rounds), on a hashing thread.
+    pub async fn verify_link_hash(&self, hash: String, s: String) -> Result<bool, HashError> {
+        self.run(move || Ok(super::links::verify_hash(&hash, &s)))
+            .await
+    }
+
     /// Hashes a normalised password for storage (`$2b$`, configured cost).
     pub async fn hash(&self, normalized: &str) -> Result<String, HashError> {
         let pre = prehash(&self.salt, normalized);

@@ -116,7 +116,12 @@ impl Security {
         password: &str,
         ip: Option<IpAddr>,
     ) -> Result<User, CoreError> {
-        let result = self.check_password(email, password).await;
+        let mut result = self.check_password(email, password).await;
+        if let Ok(user) = &result {
+            if let Err(e) = self.check_confirmed(user).await {
+                result = Err(e);
+            }
+        }
         self.metrics.sign_in(match &result {
             Ok(_) => SignIn::Ok,
             Err(CoreError::WrongCredentials) => SignIn::InvalidCredentials,
@@ -125,6 +130,7 @@ impl Security {
             Err(CoreError::Throttled(_)) => SignIn::Throttled,
             Err(CoreError::Busy) => SignIn::Busy,
             Err(CoreError::Unavailable(_)) => SignIn::Unavailable,
+            Err(CoreError::ConfirmationRequired) => SignIn::Unconfirmed,
             Err(_) => SignIn::Error,
         });
         match &result {
@@ -142,6 +148,7 @@ impl Security {
                     CoreError::WrongCredentials => "invalid_credentials",
                     CoreError::Disabled => "disabled",
                     CoreError::TwoFactorRequired => "two_factor_required",
+                    CoreError::ConfirmationRequired => "unconfirmed",
                     _ => return result,
                 };
                 tracing::info!(

@@ -49,6 +49,7 @@ pub enum TokenError {
 }
 
 /// Signs and verifies tokens with a key derived once from the secrets.
+#[derive(Clone)]
 pub struct TokenSigner {
     /// HMAC-SHA1 state keyed with the derived key, cloned per use so the key
     /// schedule is computed once, not on every request.
@@ -69,6 +70,63 @@ impl TokenSigner {
         mac
     }
 
+    /// Signs any JSON value at `now`, as itsdangerous' `dumps` does
+    /// (compact JSON, not compressed): the links FS mails (reset, confirm,
+    /// change of address) are such tokens with a list payload.
+    pub fn mint_value(&self, value: &serde_json::Value, now: u64) -> String {
+        self.sign_json(
+            &serde_json::to_vec(value).expect("a JSON value serializes"),
+            now,
+        )
+    }
+
+    /// `b64(json) "." ts "." sig`.
+    fn sign_json(&self, json: &[u8], now: u64) -> String {
+        let mut out = URL_SAFE_NO_PAD.encode(json);
+        out.push('.');
+        out.push_str(&encode_timestamp(now));
+        let sig = self.signature(out.as_bytes()).finalize().into_bytes();
+        out.push('.');
+        out.push_str(&URL_SAFE_NO_PAD.encode(sig));
+        out
+    }
+
+    /// Verifies a token of any payload and returns it. As FS judges its
+    /// links: the MAC first; then a timestamp more than `skew` seconds
+    /// ahead of `now`, or older than `max_age`, is [`TokenError::Expired`]
+    /// (an age of exactly `max_age` still passes).
+    pub fn verify_value(
+        &self,
+        token: &str,
+        now: u64,
+        max_age: u64,
+        skew: u64,
+    ) -> Result<serde_json::Value, TokenError> {
+        let (payload, ts) = self.verify_signed(token)?;
+        if ts > now.saturating_add(skew) || now.saturating_sub(ts) > max_age {
+            return Err(TokenError::Expired);
+        }
+        decode_payload(payload)
+    }
+
+    /// Checks the MAC in constant time; returns the payload part and the
+    /// timestamp.
+    fn verify_signed<'t>(&self, token: &'t str) -> Result<(&'t str, u64), TokenError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Malformed);
+        }
+        let (signed, sig_b64) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+        let sig = URL_SAFE_NO_PAD
+            .decode(sig_b64)
+            .map_err(|_| TokenError::Malformed)?;
+        self.signature(signed.as_bytes())
+            .verify_slice(&sig)
+            .map_err(|_| TokenError::BadSignature)?;
+        let (payload, ts_b64) = signed.rsplit_once('.').ok_or(TokenError::Malformed)?;
+        let ts = decode_timestamp(ts_b64).ok_or(TokenError::Malformed)?;
+        Ok((payload, ts))
+    }
+
     /// Mints a token for `uid`, exactly as FS `get_auth_token()` would at
     /// `now` (unix seconds) with primary-authentication time `fs_paa`.
     pub fn mint(&self, uid: &str, fs_paa: f64, now: u64) -> String {
@@ -87,13 +145,7 @@ impl TokenSigner {
             exp: 0,
         })
         .expect("payload serializes");
-        let mut out = URL_SAFE_NO_PAD.encode(json);
-        out.push('.');
-        out.push_str(&encode_timestamp(now));
-        let sig = self.signature(out.as_bytes()).finalize().into_bytes();
-        out.push('.');
-        out.push_str(&URL_SAFE_NO_PAD.encode(sig));
-        out
+        self.sign_json(&json, now)
     }
 
     /// Verifies a token and returns the `uid` (fs_uniquifier) it carries.
@@ -128,19 +180,7 @@ impl TokenSigner {
         max_age: u64,
         skew: u64,
     ) -> Result<(String, u64), TokenError> {
-        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
-            return Err(TokenError::Malformed);
-        }
-        let (signed, sig_b64) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
-        let sig = URL_SAFE_NO_PAD
-            .decode(sig_b64)
-            .map_err(|_| TokenError::Malformed)?;
-        self.signature(signed.as_bytes())
-            .verify_slice(&sig)
-            .map_err(|_| TokenError::BadSignature)?;
-
-        let (payload, ts_b64) = signed.rsplit_once('.').ok_or(TokenError::Malformed)?;
-        let ts = decode_timestamp(ts_b64).ok_or(TokenError::Malformed)?;
+        let (payload, ts) = self.verify_signed(token)?;
         if ts > now.saturating_add(skew) {
             return Err(TokenError::FromTheFuture);
         }

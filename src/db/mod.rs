@@ -3,9 +3,11 @@
 //! Queries are written once, in SQL both engines accept (`$N` placeholders,
 //! a quoted `"user"` table), and expanded for each backend by [`with_pool!`].
 
+mod outbox;
 mod queries;
 mod time;
 
+pub use self::outbox::*;
 pub use self::queries::*;
 pub use self::time::DbTime;
 

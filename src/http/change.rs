@@ -39,6 +39,7 @@ async fn change(ctx: Ctx<'_>, sub: Result<AuthedSubmission, Rejected>) -> Result
             new,
             Some(confirm),
             "password_change",
+            &ctx.origin(),
         )
         .await;
     let user = match changed {

@@ -27,15 +27,33 @@ pub enum Flash {
     SignedOut,
     /// Every session and token of the user was revoked.
     SignedOutEverywhere,
+    /// A reset link set a new password and signed the user in.
+    ResetSignedIn,
+    /// A reset link set a new password; the user signs in next.
+    ResetDone,
+    /// A confirmation link confirmed the email.
+    EmailConfirmed,
+    /// A confirmation link for an email confirmed before.
+    AlreadyConfirmed,
+    /// An account was created and must confirm its email first.
+    ConfirmationSent,
+    /// A change-of-address link changed the email.
+    EmailChanged,
 }
 
-const ALL: [Flash; 6] = [
+const ALL: [Flash; 12] = [
     Flash::SignedIn,
     Flash::Registered,
     Flash::PasswordChanged,
     Flash::Reauthenticated,
     Flash::SignedOut,
     Flash::SignedOutEverywhere,
+    Flash::ResetSignedIn,
+    Flash::ResetDone,
+    Flash::EmailConfirmed,
+    Flash::AlreadyConfirmed,
+    Flash::ConfirmationSent,
+    Flash::EmailChanged,
 ];
 
 /// What a page template gets: `flash.kind` (a CSS class) and `flash.text`.
@@ -56,6 +74,12 @@ impl Flash {
             Flash::Reauthenticated => "reauthenticated",
             Flash::SignedOut => "signed-out",
             Flash::SignedOutEverywhere => "signed-out-everywhere",
+            Flash::ResetSignedIn => "reset-signed-in",
+            Flash::ResetDone => "reset-done",
+            Flash::EmailConfirmed => "email-confirmed",
+            Flash::AlreadyConfirmed => "already-confirmed",
+            Flash::ConfirmationSent => "confirmation-sent",
+            Flash::EmailChanged => "email-changed",
         }
     }
 
@@ -76,6 +100,22 @@ impl Flash {
                 "info",
                 "You are signed out everywhere: every session and API token of yours has stopped working.",
             ),
+            // FS's texts.
+            Flash::ResetSignedIn => (
+                "success",
+                "You successfully reset your password and you have been logged in automatically.",
+            ),
+            Flash::ResetDone => (
+                "success",
+                "You successfully reset your password. Please authenticate using your new password.",
+            ),
+            Flash::EmailConfirmed => ("success", "Thank you. Your email has been confirmed."),
+            Flash::AlreadyConfirmed => ("info", "Your email has already been confirmed."),
+            Flash::ConfirmationSent => (
+                "success",
+                "Thank you. Confirmation instructions have been sent to your email: follow the link, then sign in.",
+            ),
+            Flash::EmailChanged => ("success", "Change of email address confirmed"),
         };
         FlashView { kind, text }
     }

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod page;
 pub mod pages;
+pub mod recovery;
 pub mod register;
 pub mod verify;
 
@@ -59,13 +60,18 @@ pub enum StartError {
     /// The hash timing calibration could not read the database or hash.
     #[error("cannot calibrate password checks: {0}")]
     Calibrate(crate::core::CoreError),
+    /// The mail transport cannot be set up (a CA file, a bad From).
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailSetupError),
 }
 
 /// Reads the configuration, opens and migrates the database, and builds the
 /// core, on the given clock.
 pub async fn build_state(figment: &Figment, clock: SharedClock) -> Result<Security, StartError> {
     crate::config::check_rocket_secret(figment)?;
-    let config = SecurityConfig::from_figment(figment)?;
+    let mut config = SecurityConfig::from_figment(figment)?;
+    config.resolve_public_url(figment)?;
+    let mail = crate::config::MailConfig::from_figment(figment, config.sends_mail())?;
     let db_config = DatabaseConfig::from_figment(figment)?;
     let db = Db::connect(&db_config)
         .await
@@ -74,7 +80,10 @@ pub async fn build_state(figment: &Figment, clock: SharedClock) -> Result<Securi
             cause,
         })?;
     db.migrate().await?;
-    let sec = Security::new(config, db, clock)?;
+    let mut sec = Security::new(config, db, clock)?;
+    sec.mail = mail;
+    // The outbox's transport is set up now, so a bad one stops the start.
+    crate::mail::Outbox::new(&sec, template_dir(figment))?;
     sec.key_emails().await.map_err(StartError::KeyEmails)?;
     sec.calibrate().await.map_err(StartError::Calibrate)?;
     Ok(sec)
@@ -92,7 +101,7 @@ pub fn fairing(clock: SharedClock) -> AdHoc {
         match build_state(rocket.figment(), clock).await {
             Ok(state) => {
                 tracing::info!(backend = state.db.backend(), "gatehouse ready");
-                Ok(rocket.manage(state).attach(housekeeping()))
+                Ok(rocket.manage(state).attach(housekeeping()).attach(outbox()))
             }
             Err(reason) => {
                 tracing::error!("gatehouse cannot start: {reason}");
@@ -133,6 +142,29 @@ fn housekeeping() -> AdHoc {
     })
 }
 
+fn template_dir(figment: &Figment) -> Option<std::path::PathBuf> {
+    figment.extract_inner("template_dir").ok()
+}
+
+/// Runs this instance's outbox worker (see [`crate::mail`]) until shutdown.
+fn outbox() -> AdHoc {
+    AdHoc::on_liftoff("outbox", |rocket| {
+        Box::pin(async move {
+            let Some(sec) = rocket.state::<Security>() else {
+                return;
+            };
+            match crate::mail::Outbox::new(sec, template_dir(rocket.figment())) {
+                Ok(outbox) => {
+                    tokio::spawn(outbox.run(rocket.shutdown()));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the outbox cannot start: no mail will be sent")
+                }
+            }
+        })
+    })
+}
+
 /// Closes the database pool of a Rocket that has finished serving (after
 /// `launch()` returned, so every in-flight request had its grace period).
 pub async fn close<P: rocket::Phase>(rocket: &Rocket<P>) {
@@ -166,6 +198,7 @@ pub fn rocket_with_state(
         .manage(state)
         .manage(assets)
         .attach(housekeeping())
+        .attach(outbox())
 }
 
 fn base(figment: Figment) -> Rocket<Build> {
@@ -190,5 +223,6 @@ pub fn routes() -> Vec<rocket::Route> {
     r.extend(introspect::routes());
     r.extend(metrics::routes());
     r.extend(openapi::routes());
+    r.extend(recovery::routes());
     r
 }

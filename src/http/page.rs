@@ -99,6 +99,8 @@ pub struct Ctx<'r> {
     pub query_next: Option<String>,
     /// The client address (socket peer, or via trusted proxies).
     pub ip: Option<std::net::IpAddr>,
+    /// The browser, as it names itself (for notices).
+    pub user_agent: Option<&'r str>,
 }
 
 #[rocket::async_trait]
@@ -120,11 +122,20 @@ impl<'r> FromRequest<'r> for Ctx<'r> {
             include_token: req.query_fields().any(|f| f.name == "include_auth_token"),
             query_next: req.query_value::<String>("next").and_then(Result::ok),
             ip: super::client_ip::client_ip(req, &sec.config.trusted_proxies),
+            user_agent: req.headers().get_one("User-Agent"),
         })
     }
 }
 
 impl<'r> Ctx<'r> {
+    /// Where this request came from, for notices.
+    pub fn origin(&self) -> crate::core::recovery::Origin {
+        crate::core::recovery::Origin {
+            ip: self.ip,
+            user_agent: self.user_agent.map(str::to_owned),
+        }
+    }
+
     /// Counts an auth request from this client address.
     pub fn check_ip(&self) -> Result<(), ApiError> {
         Ok(self.sec.check_ip(self.ip)?)
@@ -348,6 +359,8 @@ pub fn render_page(
         "user_email": user.map(|u| u.email.clone()),
         "flash": flash::take(ctx.cookies),
         "registerable": ctx.sec.config.registerable,
+        "recoverable": ctx.sec.config.recoverable,
+        "change_email": ctx.sec.config.change_email,
     });
     match ctx.assets.render(name, context) {
         Ok(page) => Reply::Page(status, page),

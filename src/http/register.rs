@@ -58,6 +58,29 @@ async fn register(ctx: Ctx<'_>, sub: Result<Submission, Rejected>) -> Result<Rep
     };
     let next = ctx.next(&input)?;
     match ctx.sec.register(new, ctx.ip).await {
+        Ok(user) if ctx.sec.config.confirmable => {
+            ctx.sec.send_welcome_confirmation(&user).await?;
+            if !ctx.sec.confirmation_required() {
+                return ctx
+                    .signed_in(
+                        &user,
+                        false,
+                        &next,
+                        obj! { "tf_required" => false },
+                        Flash::Registered,
+                    )
+                    .await;
+            }
+            // FS: the account exists, nobody is signed in until the link
+            // is followed.
+            if ctx.json {
+                return Ok(Reply::Json(super::envelope::Envelope::ok(obj! {
+                    "csrf_token" => ctx.csrf_token(),
+                    "user" => serde_json::Map::new(),
+                })));
+            }
+            Ok(ctx.redirect("/login", Flash::ConfirmationSent))
+        }
         Ok(user) => {
             ctx.signed_in(
                 &user,

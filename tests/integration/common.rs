@@ -91,6 +91,8 @@ pub fn figment(db_url: &str) -> Figment {
         .merge(("security.secret_key", SECRET_KEY))
         .merge(("security.password_salt", PASSWORD_SALT))
         .merge(("security.bcrypt_cost", 4))
+        .merge(("mail.dir", std::env::temp_dir().join("gatehouse-test-mail")))
+        .merge(("mail.poll_interval_ms", 200))
 }
 
 /// A running app, its database, and its clock (tests move it instead of
@@ -99,6 +101,8 @@ pub struct TestApp {
     pub client: Client,
     pub db: TestDb,
     pub clock: gatehouse::core::ManualClock,
+    /// Where this app's file transport writes its mails.
+    pub mail: tempfile::TempDir,
 }
 
 /// The app on a fresh database with the test configuration.
@@ -110,8 +114,20 @@ pub async fn app() -> TestApp {
 pub async fn app_with(tweak: impl FnOnce(Figment) -> Figment) -> TestApp {
     let db = fresh_db().await;
     let clock = gatehouse::core::ManualClock::default();
-    let client = client_on_clock(&db.url, tweak, clock.clone()).await;
-    TestApp { client, db, clock }
+    let mail = tempfile::tempdir().expect("temp dir");
+    let dir = mail.path().to_owned();
+    let client = client_on_clock(
+        &db.url,
+        |f| tweak(f.merge(("mail.dir", dir))),
+        clock.clone(),
+    )
+    .await;
+    TestApp {
+        client,
+        db,
+        clock,
+        mail,
+    }
 }
 
 /// Another app instance on an existing database.

@@ -13,11 +13,11 @@ use crate::common::*;
 /// database: users (uniquifier, hash, sign-in count), roles, session
 /// records, throttle rows and the demo's likes.
 async fn snapshot(app: &TestApp) -> String {
-    const USERS: &str = r#"SELECT id, fs_uniquifier, COALESCE(password, ''), COALESCE(login_count, 0), active FROM "user" ORDER BY id"#;
+    const USERS: &str = r#"SELECT id, email || ' ' || fs_uniquifier, COALESCE(password, ''), COALESCE(login_count, 0), active FROM "user" ORDER BY id"#;
     const SESSIONS: &str = "SELECT id_hash FROM gh_session ORDER BY id_hash";
     const THROTTLE: &str = "SELECT key, attempts FROM gh_throttle ORDER BY key";
     const COUNTS: &str =
-        "SELECT (SELECT COUNT(*) FROM gh_article_like), (SELECT COUNT(*) FROM roles_users)";
+        "SELECT (SELECT COUNT(*) FROM gh_article_like), (SELECT COUNT(*) FROM roles_users) + 1000 * (SELECT COUNT(*) FROM gh_outbox)";
     macro_rules! read {
         ($p:expr) => {{
             let users: Vec<(i32, String, String, i32, bool)> =
@@ -98,7 +98,12 @@ fn multipart(fields: &[(&str, String)]) -> (ContentType, String) {
 /// A signed-in browser, a second account for sign-in probes, and a fresh
 /// email for registration probes.
 async fn setup() -> (TestApp, Browser) {
-    let app = app().await;
+    // Every feature on, so every route is live.
+    let app = app_with(|f| {
+        f.merge(("security.confirmable", true))
+            .merge(("security.login_without_confirmation", true))
+    })
+    .await;
     app.user("victim@example.com").await;
     app.user("other@example.com").await;
     let b = app.browser_login("victim@example.com", PASSWORD).await;
@@ -285,7 +290,12 @@ fn form_body_owned<'a>(
 /// A token in the URL counts on GET and HEAD only.
 #[rocket::async_test]
 async fn a_token_in_the_url_does_not_excuse_an_unsafe_request() {
-    let app = app_with(|f| f.merge(("security.token_query_param", "auth_token"))).await;
+    let app = app_with(|f| {
+        f.merge(("security.token_query_param", "auth_token"))
+            .merge(("security.confirmable", true))
+            .merge(("security.login_without_confirmation", true))
+    })
+    .await;
     app.user("victim@example.com").await;
     app.user("attacker@example.com").await;
     let attacker = app.login_token("attacker@example.com", PASSWORD).await;

@@ -251,7 +251,12 @@ fn the_docker_image_runs_as_a_user_from_its_data_directory() {
     ));
     envs.push((
         "ROCKET_SECURITY".into(),
-        r#"{secret_key="image-test-secret-key-0123456789",password_salt="image-test-salt-0123456789"}"#
+        r#"{secret_key="image-test-secret-key-0123456789",password_salt="image-test-salt-0123456789",public_url="https://auth.example.com"}"#
+            .into(),
+    ));
+    envs.push((
+        "ROCKET_MAIL".into(),
+        r#"{transport="smtp",smtp_host="smtp.example.com",from="Example <no-reply@example.com>"}"#
             .into(),
     ));
     let server = Server::start_as(&envs, data.path(), is_root().then_some(uid));
