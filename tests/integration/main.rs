@@ -30,6 +30,7 @@ mod register;
 mod revoke;
 mod roles;
 mod scale_out;
+mod smtp;
 mod startup;
 mod transactions;
 mod unauthenticated;

@@ -39,7 +39,7 @@ class Store:
                 {
                     "from": envelope.mail_from,
                     "to": envelope.rcpt_tos,
-                    "auth": getattr(session, "login_data", None) is not None,
+                    "auth": bool(getattr(session, "authenticated", False)),
                     "tls": session.ssl is not None,
                 },
                 f,
