@@ -322,14 +322,19 @@ pub async fn key_emails(db: &Db) -> Result<(), DbError> {
         };
         for (id, email) in batch {
             match db
-                .set_email_key(id, &validate::canonical_email(&email))
+                .set_email_key(id, &validate::canonical_email(&email), &email)
                 .await
             {
                 Ok(()) => {}
-                Err(DbError::AlreadyExists(_)) => tracing::warn!(
-                    user_id = id,
-                    "this account's email is a look-alike of another account's: merge them"
-                ),
+                Err(DbError::AlreadyExists(_)) => {
+                    // A stale key (FS changed the email) must not keep a
+                    // key that is someone else's email now.
+                    db.clear_email_key(id).await?;
+                    tracing::warn!(
+                        user_id = id,
+                        "this account's email is a look-alike of another account's: merge them"
+                    )
+                }
                 Err(e) => return Err(e),
             }
         }

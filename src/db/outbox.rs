@@ -158,8 +158,8 @@ impl Db {
         new_email: &str,
         new_key: &str,
     ) -> Result<bool, DbError> {
-        const SQL: &str = r#"UPDATE "user" SET email = $3, gh_email_key = $4, confirmed_at = $5,
-            update_datetime = $5 WHERE id = $1 AND email = $2"#;
+        const SQL: &str = r#"UPDATE "user" SET email = $3, gh_email_key = $4, gh_email_source = $3,
+            confirmed_at = $5, update_datetime = $5 WHERE id = $1 AND email = $2"#;
         let now = DbTime::now();
         Ok(with_pool!(self, p => sqlx::query(SQL)
             .bind(user_id).bind(old_email).bind(new_email).bind(new_key).bind(now)

@@ -100,10 +100,15 @@ impl Db {
     /// that Flask-Security wrote and gatehouse has not keyed yet is found
     /// by `lower(email)`. A keyed row wins.
     pub async fn user_by_email(&self, key: &str, email: &str) -> Result<Option<User>, DbError> {
+        // A key counts only while its source is still the email: FS may
+        // have changed the email since (a stale key is recomputed later).
         let sql = format!(
             r#"SELECT {USER_COLUMNS} FROM "user"
-               WHERE gh_email_key = $1 OR (gh_email_key IS NULL AND lower(email) = lower($2))
-               ORDER BY (CASE WHEN gh_email_key IS NULL THEN 1 ELSE 0 END) LIMIT 1"#
+               WHERE (gh_email_key = $1 AND gh_email_source = email)
+                  OR ((gh_email_key IS NULL OR gh_email_source IS NULL OR gh_email_source <> email)
+                      AND lower(email) = lower($2))
+               ORDER BY (CASE WHEN gh_email_key = $1 AND gh_email_source = email THEN 0 ELSE 1 END)
+               LIMIT 1"#
         );
         Ok(
             with_pool!(self, p => sqlx::query_as(&sql).bind(key).bind(email).fetch_optional(p).await)?,
@@ -117,16 +122,28 @@ impl Db {
         after: i32,
         limit: i64,
     ) -> Result<Vec<(i32, String)>, DbError> {
-        const SQL: &str = r#"SELECT id, email FROM "user" WHERE gh_email_key IS NULL AND id > $1
+        const SQL: &str = r#"SELECT id, email FROM "user"
+            WHERE (gh_email_key IS NULL OR gh_email_source IS NULL OR gh_email_source <> email) AND id > $1
             ORDER BY id LIMIT $2"#;
         Ok(with_pool!(self, p => sqlx::query_as(SQL).bind(after).bind(limit).fetch_all(p).await)?)
     }
 
     /// Sets a user's canonical email key; [`DbError::AlreadyExists`] when
     /// another account already has it (a look-alike pair).
-    pub async fn set_email_key(&self, user_id: i32, key: &str) -> Result<(), DbError> {
-        const SQL: &str = r#"UPDATE "user" SET gh_email_key = $2 WHERE id = $1"#;
-        with_pool!(self, p => sqlx::query(SQL).bind(user_id).bind(key).execute(p).await.map(|_| ()))?;
+    pub async fn set_email_key(&self, user_id: i32, key: &str, email: &str) -> Result<(), DbError> {
+        const SQL: &str = r#"UPDATE "user" SET gh_email_key = $2, gh_email_source = $3
+            WHERE id = $1 AND email = $3"#;
+        with_pool!(self, p => sqlx::query(SQL).bind(user_id).bind(key).bind(email)
+            .execute(p).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Drops a user's (stale) key, so the key is free for the account whose
+    /// email it now is.
+    pub async fn clear_email_key(&self, user_id: i32) -> Result<(), DbError> {
+        const SQL: &str =
+            r#"UPDATE "user" SET gh_email_key = NULL, gh_email_source = NULL WHERE id = $1"#;
+        with_pool!(self, p => sqlx::query(SQL).bind(user_id).execute(p).await.map(|_| ()))?;
         Ok(())
     }
 
@@ -151,8 +168,8 @@ impl Db {
     ) -> Result<User, DbError> {
         let sql = format!(
             r#"INSERT INTO "user" (email, password, active, fs_uniquifier, fs_webauthn_user_handle,
-                 create_datetime, update_datetime, gh_email_key)
-               VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING {USER_COLUMNS}"#
+                 create_datetime, update_datetime, gh_email_key, gh_email_source)
+               VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $1) RETURNING {USER_COLUMNS}"#
         );
         const ROLE: &str = "INSERT INTO roles_users (user_id, role_id) VALUES ($1, $2)";
         let now = DbTime::now();

@@ -57,10 +57,13 @@ impl Fs {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("fs.log");
         let port = free_port();
+        let mail = dir.path().join("mail");
+        std::fs::create_dir(&mail).unwrap();
         let env = vec![
             ("ORACLE_DB".to_owned(), sqlalchemy_url(db)),
             ("ORACLE_SECRET_KEY".to_owned(), SECRET_KEY.to_owned()),
             ("ORACLE_PASSWORD_SALT".to_owned(), PASSWORD_SALT.to_owned()),
+            ("ORACLE_MAIL_DIR".to_owned(), mail.display().to_string()),
         ];
         let child = Command::new(venv_python())
             .arg("fs_app.py")
@@ -84,6 +87,24 @@ impl Fs {
 
     fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The token of the newest mail FS wrote with this subject to `to`.
+    fn mailed_token(&self, to: &str, subject: &str) -> String {
+        let dir = self._dir.path().join("mail");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .rev()
+            .map(|f| serde_json::from_str::<Value>(&std::fs::read_to_string(f).unwrap()).unwrap())
+            .find(|m| m["recipient"] == to && m["subject"] == subject)
+            .and_then(|m| m["token"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| panic!("FS mailed no {subject:?} to {to}\n{}", self.logs()))
     }
 
     fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> HttpResp {
@@ -641,4 +662,190 @@ async fn signed_in_json_answers_match_flask_security() {
         differences.len(),
         differences.join("\n")
     );
+}
+
+/// The links FS mails (reset, confirm, change of address) work here, and
+/// gatehouse's work on FS, on one database.
+#[rocket::async_test]
+async fn recovery_links_cross_both_ways() {
+    let app = app_with(|f| {
+        f.merge(("security.confirmable", true))
+            .merge(("security.login_without_confirmation", true))
+    })
+    .await;
+    let fs = Fs::start(&app.db);
+    let reset = json!({"password": "reset on the other side", "password_confirm": "reset on the other side"});
+
+    // FS mails a reset link; gatehouse takes it, and FS then refuses it.
+    app.user("a@example.com").await;
+    let r = fs.json(
+        "POST",
+        "/reset",
+        Some(json!({"email": "a@example.com"})),
+        None,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let token = fs.mailed_token("a@example.com", "Password reset instructions");
+    let r = gh(
+        &app,
+        "POST",
+        &format!("/reset/{token}"),
+        Some(reset.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "gatehouse takes FS's reset link: {r:?}");
+    let r = fs.json(
+        "POST",
+        "/login",
+        Some(creds("a@example.com", "reset on the other side")),
+        None,
+    );
+    assert_eq!(r.status, 200, "FS signs in with the new password: {r:?}");
+    let r = fs.json(
+        "POST",
+        &format!("/reset/{token}"),
+        Some(reset.clone()),
+        None,
+    );
+    assert_eq!(r.status, 400, "used up on both sides: {r:?}");
+
+    // gatehouse mails one; FS takes it.
+    app.user("b@example.com").await;
+    let r = gh(
+        &app,
+        "POST",
+        "/reset",
+        Some(json!({"email": "b@example.com"})),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let mail = crate::mailbox::expect_mail(
+        app.mail.path(),
+        "b@example.com",
+        "Password reset instructions",
+    )
+    .await;
+    let r = fs.json(
+        "POST",
+        &format!("/reset/{}", mail.token()),
+        Some(reset.clone()),
+        None,
+    );
+    assert_eq!(r.status, 200, "FS takes gatehouse's reset link: {r:?}");
+    app.login_token("b@example.com", "reset on the other side")
+        .await;
+
+    // Confirmation links, both ways (the accounts start unconfirmed).
+    app.user("c@example.com").await;
+    app.user("d@example.com").await;
+    let r = fs.json(
+        "POST",
+        "/confirm",
+        Some(json!({"email": "c@example.com"})),
+        None,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let token = fs.mailed_token("c@example.com", "Please confirm your email");
+    let r = gh(&app, "GET", &format!("/confirm/{token}"), None, None).await;
+    assert_eq!(
+        r.status, 200,
+        "gatehouse takes FS's confirmation link: {r:?}"
+    );
+    let c = app.sec().find_user("c@example.com").await.unwrap().unwrap();
+    assert!(app.dbh().is_confirmed(c.id).await.unwrap());
+
+    let r = gh(
+        &app,
+        "POST",
+        "/confirm",
+        Some(json!({"email": "d@example.com"})),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let mail = crate::mailbox::expect_mail(
+        app.mail.path(),
+        "d@example.com",
+        "Please confirm your email",
+    )
+    .await;
+    let r = fs.send("GET", &format!("/confirm/{}", mail.token()), &[], "");
+    assert_eq!(r.status, 302, "{r:?}");
+    assert_eq!(r.header("location"), Some("/login"), "FS's success: {r:?}");
+    let d = app.sec().find_user("d@example.com").await.unwrap().unwrap();
+    assert!(
+        app.dbh().is_confirmed(d.id).await.unwrap(),
+        "FS confirmed it"
+    );
+
+    // Change-of-address links, both ways.
+    let r = fs.json(
+        "POST",
+        "/login?include_auth_token",
+        Some(creds("c@example.com", PASSWORD)),
+        None,
+    );
+    let fs_token = token_of(&r);
+    let r = fs.json(
+        "POST",
+        "/change-email",
+        Some(json!({"email": "c.new@example.com"})),
+        Some(&fs_token),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let token = fs.mailed_token("c.new@example.com", "Confirm your new email address");
+    let r = gh(&app, "GET", &format!("/change-email/{token}"), None, None).await;
+    assert_eq!(
+        r.status, 200,
+        "gatehouse takes FS's change-of-address link: {r:?}"
+    );
+    let r = fs.json(
+        "POST",
+        "/login",
+        Some(creds("c.new@example.com", PASSWORD)),
+        None,
+    );
+    assert_eq!(r.status, 200, "FS signs in with the new address: {r:?}");
+
+    let gh_token = app.login_token("d@example.com", PASSWORD).await;
+    let r = send(
+        token_header(app.client.post("/change-email"), &gh_token)
+            .header(rocket::http::ContentType::JSON)
+            .body(json!({"email": "d.new@example.com"}).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, rocket::http::Status::Ok, "{}", r.body);
+    let mail = crate::mailbox::expect_mail(
+        app.mail.path(),
+        "d.new@example.com",
+        "Confirm your new email address",
+    )
+    .await;
+    let r = fs.send("GET", &format!("/change-email/{}", mail.token()), &[], "");
+    assert_eq!(r.status, 302, "{r:?}");
+    assert_eq!(r.header("location"), Some("/"), "FS's success: {r:?}");
+    // FS changed the email behind gatehouse's canonical key: the new
+    // address signs in here, the old one names nobody, and it is free to
+    // register again.
+    app.login_token("d.new@example.com", PASSWORD).await;
+    let r = gh(
+        &app,
+        "POST",
+        "/login",
+        Some(creds("d@example.com", PASSWORD)),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    let r = gh(
+        &app,
+        "POST",
+        "/register",
+        Some(registration("d@example.com")),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "the old address is free: {r:?}");
 }

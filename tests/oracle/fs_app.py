@@ -6,12 +6,17 @@ secrets and salts as the gatehouse under test, on the same database.
     ... flask --app fs_app users reset_access EMAIL   # FS's own CLI
 
 It mirrors gatehouse's defaults where FS lets it (bcrypt, a day-long token,
-no mail; CSRF off, as the oracle speaks JSON with tokens) and the demo API
-routes the tests use; everything else is FS's default.
+CSRF off, as the oracle speaks JSON with tokens; recoverable, confirmable
+with sign-in allowed before confirming, change of email, sign-in after a
+reset) and the demo API routes the tests use; everything else is FS's
+default. Mails are written as JSON files to ORACLE_MAIL_DIR (when set), with
+their link and token, for the tests to follow.
 """
 
+import json
 import os
 import sys
+import time
 from datetime import timedelta
 
 from flask import Flask, jsonify
@@ -24,6 +29,7 @@ from flask_security import (
     current_user,
     roles_required,
 )
+from flask_security.mail_util import MailUtil
 from flask_security.models import fsqla_v3 as fsqla
 
 app = Flask(__name__)
@@ -47,7 +53,34 @@ app.config.update(
     # The oracle is driven by JSON with tokens, which need no CSRF token on
     # either side; FS's CSRF for session forms is not compared here.
     WTF_CSRF_ENABLED=False,
+    # Account recovery by email, as gatehouse serves it.
+    SECURITY_RECOVERABLE=True,
+    SECURITY_CONFIRMABLE=True,
+    SECURITY_LOGIN_WITHOUT_CONFIRMATION=True,
+    SECURITY_CHANGE_EMAIL=True,
+    SECURITY_AUTO_LOGIN_AFTER_RESET=True,
 )
+
+
+class FileMail(MailUtil):
+    """Writes each mail as JSON to ORACLE_MAIL_DIR instead of sending it."""
+
+    def send_mail(self, template, subject, recipient, sender, body, html, **kwargs):
+        directory = os.environ.get("ORACLE_MAIL_DIR")
+        if not directory:
+            return
+        mail = dict(
+            template=template,
+            subject=str(subject),
+            recipient=recipient,
+            body=body,
+            token=kwargs.get("token") or kwargs.get("reset_token") or kwargs.get("confirmation_token"),
+            link=kwargs.get("link") or kwargs.get("reset_link") or kwargs.get("confirmation_link"),
+        )
+        name = os.path.join(directory, f"{time.time_ns()}.json")
+        with open(name + ".tmp", "w") as f:
+            json.dump(mail, f)
+        os.rename(name + ".tmp", name)
 
 db = SQLAlchemy(app)
 fsqla.FsModels.set_db_info(db)
@@ -61,7 +94,7 @@ class User(db.Model, fsqla.FsUserMixin):
     pass
 
 
-security = Security(app, SQLAlchemyUserDatastore(db, User, Role))
+security = Security(app, SQLAlchemyUserDatastore(db, User, Role), mail_util_cls=FileMail)
 
 
 @app.route("/api/test")
