@@ -179,6 +179,43 @@ impl Security {
         self.queue_mail(kind, recipient, user_id, data).await
     }
 
+    /// A browser's mark for `user` (kept in a cookie of the browser): HMAC of
+    /// the account's id under the secret key, so it names the account to
+    /// this server only, and cannot be made up.
+    pub fn browser_mark(&self, user: &User) -> String {
+        use hmac::{Hmac, KeyInit, Mac};
+        use secrecy::ExposeSecret;
+        let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(
+            self.config.secret_key.expose().expose_secret().as_bytes(),
+        )
+        .expect("HMAC takes any key length");
+        mac.update(format!("gatehouse-browser:{}", user.id).as_bytes());
+        super::hex(&mac.finalize().into_bytes()[..12])
+    }
+
+    /// A sign-in from a browser whose `marks` (its cookie) do not include
+    /// this account's queues the new-browser notice (when it is on).
+    /// Returns the marks the browser keeps from now on (at most 8).
+    pub async fn note_browser(
+        &self,
+        user: &User,
+        marks: &str,
+        origin: &Origin,
+    ) -> Result<String, CoreError> {
+        let mark = self.browser_mark(user);
+        let mut kept: Vec<&str> = marks
+            .split('.')
+            .filter(|m| m.len() == 24 && m.bytes().all(|b| b.is_ascii_hexdigit()))
+            .collect();
+        if !kept.contains(&mark.as_str()) {
+            self.queue_notice(user, Notice::NewBrowser, origin, json!({}))
+                .await?;
+            kept.insert(0, &mark);
+        }
+        kept.truncate(8);
+        Ok(kept.join("."))
+    }
+
     /// Queues a security notice to `user` (when that notice is on).
     pub async fn queue_notice(
         &self,

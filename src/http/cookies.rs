@@ -116,3 +116,19 @@ pub fn end(cookies: &CookieJar<'_>, cfg: &SecurityConfig) {
             .same_site(SameSite::Strict),
     );
 }
+
+/// The cookie that remembers which accounts signed in from this browser
+/// (for the new-browser notice): HMAC marks, no ids.
+pub const BROWSER_MARKS: &str = "gh_seen";
+
+/// Keeps `marks` in this browser for a year.
+pub fn set_browser_marks(jar: &CookieJar<'_>, cfg: &SecurityConfig, marks: String) {
+    jar.add(
+        Cookie::build((BROWSER_MARKS, marks))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(cfg.cookie_secure)
+            .max_age(rocket::time::Duration::days(365)),
+    );
+}

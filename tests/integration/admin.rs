@@ -199,6 +199,61 @@ async fn users_and_roles_from_the_command_line() {
     app.login_token("boss@example.com", "a new password").await;
 }
 
+/// Support from the command line: confirm an address, mail a reset link
+/// (the running app's outbox sends it; the CLI only queues it).
+#[rocket::async_test]
+async fn support_confirms_and_sends_reset_links() {
+    let app = app_with(|f| f.merge(("security.confirmable", true))).await;
+    let e = env(&app.db.url, ",confirmable=true");
+    // An account the CLI creates is confirmed: the administrator vouches.
+    ok(&run(
+        &e,
+        &["users", "create", "made@example.com", "--password-stdin"],
+        "password123\n",
+    ));
+    app.login_token("made@example.com", "password123").await;
+
+    // One registered through the web is not, until support confirms it.
+    let r = app
+        .post_json(
+            "/register",
+            json!({"email": "stuck@example.com", "password": PASSWORD, "password_confirm": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, Status::Ok);
+    let r = app
+        .post_json(
+            "/login",
+            json!({"email": "stuck@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, Status::BadRequest);
+    let out = ok(&run(&e, &["users", "confirm", "STUCK@example.com"], ""));
+    assert!(out.contains("confirmed stuck@example.com"), "{out}");
+    app.login_token("stuck@example.com", PASSWORD).await;
+    let out = ok(&run(&e, &["users", "confirm", "stuck@example.com"], ""));
+    assert!(out.contains("was confirmed already"), "{out}");
+    let reason = refused(&run(&e, &["users", "confirm", "nobody@example.com"], ""));
+    assert!(reason.contains("nobody@example.com"), "{reason}");
+
+    let out = ok(&run(&e, &["users", "send-reset", "stuck@example.com"], ""));
+    assert!(out.contains("queued a password reset link"), "{out}");
+    // The app's worker finds it on its next look at the outbox.
+    let mail = crate::mailbox::expect_mail(
+        app.mail.path(),
+        "stuck@example.com",
+        "Password reset instructions",
+    )
+    .await;
+    let r = app
+        .post_json(
+            &mail.link_path(),
+            json!({"password": "support reset 1", "password_confirm": "support reset 1"}),
+        )
+        .await;
+    assert_eq!(r.status, Status::Ok, "{}", r.body);
+}
+
 #[test]
 fn help_reads_well() {
     let e: Vec<(String, String)> = Vec::new();

@@ -86,6 +86,7 @@ fn the_server_answers_as_its_openapi_description_says() {
         .block_on(fresh_db());
     let extra = format!(
         ",ip_limit_per_minute=1000000,account_limit=1000000,\
+         confirmable=true,login_without_confirmation=true,\
          metrics_token=\"{METRICS_TOKEN}\",\
          introspection_clients=[{{id=\"{}\",secret=\"{}\"}}]",
         CLIENT.0, CLIENT.1

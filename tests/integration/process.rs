@@ -125,6 +125,11 @@ impl Server {
         if let Some(uid) = uid {
             command.uid(uid).gid(uid);
         }
+        // The file transport writes here, not into the checkout.
+        if !envs.iter().any(|(k, _)| k == "ROCKET_MAIL") {
+            let mail = dir.path().join("mail");
+            command.env("ROCKET_MAIL", format!("{{dir=\"{}\"}}", mail.display()));
+        }
         let child = command
             .current_dir(cwd)
             .env("ROCKET_PORT", port.to_string())

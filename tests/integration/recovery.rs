@@ -609,3 +609,48 @@ async fn features_that_are_off_are_not_served() {
     let login = send(app.client.get("/login")).await;
     assert!(!login.body.contains(r#"href="/reset""#));
 }
+
+#[rocket::async_test]
+async fn a_sign_in_from_a_new_browser_is_announced_once() {
+    let app = app_with(|f| f.merge(("security.notify_new_browser", true))).await;
+    app.user("seen@example.com").await;
+    let subject = "New sign-in to your account";
+    let count = |app: &TestApp| {
+        all(app.mail.path())
+            .iter()
+            .filter(|m| m.subject == subject)
+            .count()
+    };
+    let mut b = app.browser_login("seen@example.com", PASSWORD).await;
+    expect_mail(app.mail.path(), "seen@example.com", subject).await;
+    assert_eq!(count(&app), 1);
+    // The same browser again (signed out, its marks kept): known.
+    b.jar.retain(|c| c.name() == "gh_seen");
+    assert_eq!(b.jar.len(), 1, "the browser keeps its mark");
+    let r = b
+        .send(json_body(
+            app.client.post("/login"),
+            json!({"email": "seen@example.com", "password": PASSWORD}),
+        ))
+        .await;
+    assert_eq!(r.status, Status::Ok, "{}", r.body);
+    rocket::tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(count(&app), 1, "a known browser is not announced");
+    // Another browser: announced.
+    app.browser_login("seen@example.com", PASSWORD).await;
+    wait_for_async(app.mail.path(), 2).await;
+    assert_eq!(count(&app), 2);
+    // A made-up mark does not pass for a known browser.
+    let mut forged = Browser::default();
+    forged
+        .jar
+        .push(rocket::http::Cookie::new("gh_seen", "0".repeat(24)));
+    forged
+        .send(json_body(
+            app.client.post("/login"),
+            json!({"email": "seen@example.com", "password": PASSWORD}),
+        ))
+        .await;
+    wait_for_async(app.mail.path(), 3).await;
+    assert_eq!(count(&app), 3);
+}
