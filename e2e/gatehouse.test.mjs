@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
-import { PASSWORD, email, launchBrowser, newPage, register, shot, startServer } from "./harness.mjs";
+import { PASSWORD, email, launchBrowser, mails, newPage, register, shot, sleep, startServer } from "./harness.mjs";
 
 const GENERIC_FAILURE = "Authentication failed - identity or password/passcode invalid";
 
@@ -39,10 +39,10 @@ function noProblems() {
   }
 }
 
-async function signIn(page, address, { remember = false, next } = {}) {
+async function signIn(page, address, { remember = false, next, password = PASSWORD } = {}) {
   await page.goto(next ? `/login?next=${encodeURIComponent(next)}` : "/login");
   await page.getByLabel("Email").fill(address);
-  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByLabel("Password").fill(password);
   if (remember) await page.getByLabel("Remember me").check();
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.waitForURL((u) => u.pathname !== "/login");
@@ -55,6 +55,20 @@ async function demoTokenLogin(page, address) {
   await page.locator("#t-password").fill(PASSWORD);
   await page.getByRole("button", { name: /Get a token/ }).click();
   await page.locator("#token-out").getByText("POST /login?include_auth_token → 200").waitFor();
+}
+
+/** Waits up to 10 s for a mail to `address` that `match` accepts. */
+async function mailTo(address, match = () => true) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const found = mails(server.mailDir).find((m) => m.to.includes(address) && match(m));
+    if (found) return found;
+    if (Date.now() > deadline) {
+      const seen = mails(server.mailDir).map((m) => `${m.to}: ${m.subject}`);
+      assert.fail(`no mail to ${address} in 10 s; the sink holds ${JSON.stringify(seen)}`);
+    }
+    await sleep(100);
+  }
 }
 
 async function cookie(page, name) {
@@ -121,7 +135,9 @@ scenario("the account page shows login_count and hands out a token once", async 
   const page = await profile();
   await signIn(page, address, { next: "/account" }); // sign-in 2
   assert.equal(new URL(page.url()).pathname, "/account");
-  assert.equal(await page.locator("#account-email").textContent(), address);
+  // The address, then the "change" link (change_email is on by default).
+  assert.equal(await page.locator("#account-email").evaluate((dd) => dd.firstChild.textContent.trim()), address);
+  assert.equal(await page.locator("#change-email-link").getAttribute("href"), "/change-email");
   assert.equal(await page.locator("#login-count").textContent(), "2");
 
   await page.getByRole("button", { name: "Sign out", exact: true }).click();
@@ -308,5 +324,44 @@ scenario("every page works without JavaScript", async () => {
   await shot(page, "09-no-javascript");
   await page.getByRole("button", { name: "Sign out", exact: true }).click();
   await page.locator("#flash").getByText("You are signed out.").waitFor();
+  noProblems();
+});
+
+scenario("forgot password: the mail's link sets a new password and the other browser's session ends", async () => {
+  const address = email("forgot");
+  const newPassword = "a freshly reset password";
+  await register(server.base, address);
+  const a = await profile();
+  await signIn(a, address);
+  assert.equal(await meStatus(a), 200);
+
+  const b = await profile();
+  await b.goto("/login");
+  await b.getByRole("link", { name: "Forgot your password?" }).click();
+  await b.waitForURL("/reset");
+  await b.getByLabel("Email").fill(address);
+  await b.getByRole("button", { name: "Send me a link" }).click();
+  await b.locator("#reset-sent").waitFor();
+  assert.ok((await b.locator("#reset-sent").textContent()).includes(address), "the note names the address");
+  await shot(b, "10a-reset-sent");
+
+  const mail = await mailTo(address, (m) => m.text.includes("/reset/"));
+  const link = /https?:\/\/\S+\/reset\/[A-Za-z0-9._~%-]+/.exec(mail.text)?.[0];
+  assert.ok(link, `a reset link in the mail:\n${mail.text}`);
+  const url = new URL(link);
+  assert.equal(url.origin, server.base, "the link starts with security.public_url");
+  await b.goto(url.pathname);
+  await b.getByLabel("New password", { exact: true }).fill(newPassword);
+  await b.getByLabel("New password again").fill(newPassword);
+  await b.getByRole("button", { name: "Set the new password" }).click();
+  await b.waitForURL((u) => u.pathname === "/");
+  await b.locator("#flash").getByText("You successfully reset your password").waitFor();
+  await shot(b, "10b-reset-done");
+
+  assert.equal(await meStatus(b), 200, "the reset signed B in");
+  assert.equal(await meStatus(a), 401, "the reset ended A's session");
+  const c = await profile();
+  await signIn(c, address, { password: newPassword });
+  assert.equal(await meStatus(c), 200, "the new password signs in");
   noProblems();
 });
