@@ -264,32 +264,62 @@ impl Security {
             .await
     }
 
+    /// Opens a `kind` link: signed, within its lifetime, naming an account
+    /// by fs_uniquifier. Returns the payload and the account.
+    async fn open_link(
+        &self,
+        kind: LinkKind,
+        token: &str,
+    ) -> Result<(Vec<Value>, User), CoreError> {
+        let within = match kind {
+            LinkKind::Reset => self.config.reset_password_within,
+            LinkKind::Confirm => self.config.confirm_email_within,
+            LinkKind::ChangeEmail => self.config.change_email_within,
+        };
+        let items = self
+            .links
+            .open(
+                kind,
+                token,
+                self.now() as u64,
+                within,
+                self.config.token_clock_skew,
+            )
+            .map_err(|p| link_error(self, kind, p))?;
+        let invalid = || link_error(self, kind, LinkProblem::Invalid);
+        let uid = items.first().and_then(Value::as_str).ok_or_else(invalid)?;
+        let user = self.db.user_by_uniquifier(uid).await?.ok_or_else(invalid)?;
+        Ok((items, user))
+    }
+
+    /// Whether a link's hash element is `hash_data(s)`; `None` (no `s`)
+    /// matches a null or missing element only.
+    async fn link_hash_matches(
+        &self,
+        element: Option<&Value>,
+        s: Option<&str>,
+    ) -> Result<bool, CoreError> {
+        Ok(match (s, element) {
+            (Some(s), Some(Value::String(hash))) => {
+                self.hasher
+                    .verify_link_hash(hash.clone(), s.to_owned())
+                    .await?
+            }
+            (None, Some(Value::Null) | None) => true,
+            _ => false,
+        })
+    }
+
     /// The account a reset link names, while the link is good: signed,
     /// within `reset_password_within`, the account's fs_uniquifier, and its
     /// current password hash (or no password, as when it was minted).
     pub async fn reset_link_user(&self, token: &str) -> Result<User, CoreError> {
-        let invalid = || link_error(self, LinkKind::Reset, LinkProblem::Invalid);
-        let items = self
-            .links
-            .open(
-                LinkKind::Reset,
-                token,
-                self.now() as u64,
-                self.config.reset_password_within,
-                self.config.token_clock_skew,
-            )
-            .map_err(|p| link_error(self, LinkKind::Reset, p))?;
-        let uid = items.first().and_then(Value::as_str).ok_or_else(invalid)?;
-        let user = self.db.user_by_uniquifier(uid).await?.ok_or_else(invalid)?;
-        let matches = match (user.password.clone(), items.get(1)) {
-            (Some(stored), Some(Value::String(hash))) => {
-                self.hasher.verify_link_hash(hash.clone(), stored).await?
-            }
-            (None, Some(Value::Null) | None) => true,
-            _ => false,
-        };
-        if !matches {
-            return Err(invalid());
+        let (items, user) = self.open_link(LinkKind::Reset, token).await?;
+        if !self
+            .link_hash_matches(items.get(1), user.password.as_deref())
+            .await?
+        {
+            return Err(link_error(self, LinkKind::Reset, LinkProblem::Invalid));
         }
         Ok(user)
     }
@@ -364,26 +394,12 @@ impl Security {
     /// the account's fs_uniquifier and its current email. Confirms the
     /// email (FS's `confirmed_at`), unless it already was.
     pub async fn confirm_email(&self, token: &str) -> Result<Confirmed, CoreError> {
-        let invalid = || link_error(self, LinkKind::Confirm, LinkProblem::Invalid);
-        let items = self
-            .links
-            .open(
-                LinkKind::Confirm,
-                token,
-                self.now() as u64,
-                self.config.confirm_email_within,
-                self.config.token_clock_skew,
-            )
-            .map_err(|p| link_error(self, LinkKind::Confirm, p))?;
-        let uid = items.first().and_then(Value::as_str).ok_or_else(invalid)?;
-        let hash = items.get(1).and_then(Value::as_str).ok_or_else(invalid)?;
-        let user = self.db.user_by_uniquifier(uid).await?.ok_or_else(invalid)?;
+        let (items, user) = self.open_link(LinkKind::Confirm, token).await?;
         if !self
-            .hasher
-            .verify_link_hash(hash.to_owned(), user.email.clone())
+            .link_hash_matches(items.get(1), Some(&user.email))
             .await?
         {
-            return Err(invalid());
+            return Err(link_error(self, LinkKind::Confirm, LinkProblem::Invalid));
         }
         if self.db.confirm_email(user.id).await? {
             tracing::info!(event = "confirmed", user_id = user.id, "email confirmed");
@@ -436,27 +452,14 @@ impl Security {
         origin: &Origin,
     ) -> Result<(User, String), CoreError> {
         let invalid = || link_error(self, LinkKind::ChangeEmail, LinkProblem::Invalid);
-        let items = self
-            .links
-            .open(
-                LinkKind::ChangeEmail,
-                token,
-                self.now() as u64,
-                self.config.change_email_within,
-                self.config.token_clock_skew,
-            )
-            .map_err(|p| link_error(self, LinkKind::ChangeEmail, p))?;
-        let uid = items.first().and_then(Value::as_str).ok_or_else(invalid)?;
-        let hash = items.get(1).and_then(Value::as_str).ok_or_else(invalid)?;
+        let (items, user) = self.open_link(LinkKind::ChangeEmail, token).await?;
         let new = items
             .get(2)
             .and_then(Value::as_str)
             .and_then(normalize_email)
             .ok_or_else(invalid)?;
-        let user = self.db.user_by_uniquifier(uid).await?.ok_or_else(invalid)?;
         if !self
-            .hasher
-            .verify_link_hash(hash.to_owned(), user.email.clone())
+            .link_hash_matches(items.get(1), Some(&user.email))
             .await?
         {
             return Err(invalid());

@@ -156,27 +156,8 @@ pub fn all(dir: &Path) -> Vec<Mail> {
     files.iter().map(|f| parse(f)).collect()
 }
 
-/// Waits (at most 10 s) until `dir` holds at least `n` mails; returns them.
-pub fn wait_for(dir: &Path, n: usize) -> Vec<Mail> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mails = all(dir);
-        if mails.len() >= n {
-            return mails;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "expected {n} mails in {}, found {}: {:?}",
-            dir.display(),
-            mails.len(),
-            mails.iter().map(|m| &m.subject).collect::<Vec<_>>()
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-/// Async [`wait_for`], for tests on the local client (whose worker runs on
-/// the test's runtime).
+/// Waits (at most 10 s, without blocking the runtime the app's worker runs
+/// on) until `dir` holds at least `n` mails; returns them.
 pub async fn wait_for_async(dir: &Path, n: usize) -> Vec<Mail> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
