@@ -261,6 +261,7 @@ defaults! {
     d_confirm_within: u64 = 2 * 86_400;
     d_change_email_within: u64 = 2 * 3600;
     d_mail_per_hour: i32 = 3;
+    d_freshness: u64 = 86_400;
     d_mail_dir: String = "mail".into();
     d_mail_from: String = "gatehouse <no-reply@localhost>".into();
     d_app_name: String = "gatehouse".into();
@@ -430,6 +431,12 @@ pub struct SecurityConfig {
     /// Mail a notice on a sign-in from a browser not seen before.
     #[serde(default)]
     pub notify_new_browser: bool,
+    /// Seconds since the last password sign-in (or re-authentication at
+    /// `/verify`) within which sensitive changes (the email) are allowed;
+    /// older sessions and tokens must re-authenticate first (FS
+    /// `FRESHNESS`). 0 turns the check off.
+    #[serde(default = "d_freshness")]
+    pub freshness: u64,
     /// Link mails (reset, confirm, change of address) one address can be
     /// sent per hour; more requests answer the same and send nothing.
     #[serde(default = "d_mail_per_hour")]
@@ -605,6 +612,19 @@ impl SecurityConfig {
             }
             cfg.public_url = Some(url.trim_end_matches('/').to_owned());
         }
+        let salts = [
+            &cfg.token_salt,
+            &cfg.reset_salt,
+            &cfg.confirm_salt,
+            &cfg.change_email_salt,
+        ];
+        if (1..salts.len()).any(|i| salts[..i].contains(&salts[i])) {
+            return Err(invalid(
+                "security.*_salt",
+                "token_salt, reset_salt, confirm_salt and change_email_salt must differ: \
+                 a token of one kind must never pass for another",
+            ));
+        }
         if cfg.mail_per_address_per_hour < 1 {
             return Err(invalid(
                 "security.mail_per_address_per_hour",
@@ -768,6 +788,10 @@ pub struct MailConfig {
     /// a mail wakes its own instance's worker at once).
     #[serde(default = "d_mail_poll_ms")]
     pub poll_interval_ms: u64,
+    /// The file transport logs each mail's link (debug builds only; not a
+    /// setting).
+    #[serde(skip)]
+    pub log_links: bool,
 }
 
 fn d_starttls() -> SmtpSecurity {
@@ -810,6 +834,7 @@ impl MailConfig {
         if cfg.max_attempts < 1 {
             return Err(invalid("mail.max_attempts", "must be at least 1"));
         }
+        cfg.log_links = !is_release(figment);
         if cfg
             .smtp_password
             .0
@@ -856,6 +881,7 @@ impl Default for MailConfig {
             app_name: d_app_name(),
             max_attempts: d_mail_max_attempts(),
             poll_interval_ms: d_mail_poll_ms(),
+            log_links: false,
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod msg {
     pub const CROSS_SITE: &str = "Cross-site request refused.";
     pub const CONFIRMATION_REQUIRED: &str = "Email requires confirmation.";
     pub const ALREADY_CONFIRMED: &str = "Your email has already been confirmed.";
+    pub const REAUTH_REQUIRED: &str = "You must reauthenticate to access this endpoint";
     pub fn email_taken(email: &str) -> String {
         format!("{email} is already associated with an account.")
     }

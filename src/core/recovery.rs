@@ -113,6 +113,27 @@ fn link_error(sec: &Security, kind: LinkKind, problem: LinkProblem) -> CoreError
 }
 
 impl Security {
+    /// Whether a primary authentication at `paa` (unix seconds) is recent
+    /// enough for sensitive changes (`freshness`; 0: always).
+    pub fn is_fresh(&self, paa: f64) -> bool {
+        self.config.freshness == 0 || (self.clock.now() - paa) <= self.config.freshness as f64
+    }
+
+    /// The primary authentication time a token carries (FS `fs_paa`; 0
+    /// for a token without one), when the token is good.
+    pub fn token_paa(&self, token: &str) -> Option<f64> {
+        let value = self
+            .signer
+            .verify_value(
+                token,
+                self.now() as u64,
+                self.config.token_max_age,
+                self.config.token_clock_skew,
+            )
+            .ok()?;
+        Some(value.get("fs_paa").and_then(Value::as_f64).unwrap_or(0.0))
+    }
+
     /// Sign-in needs a confirmed email (FS `CONFIRMABLE` without
     /// `LOGIN_WITHOUT_CONFIRMATION`).
     pub fn confirmation_required(&self) -> bool {
@@ -147,11 +168,26 @@ impl Security {
         Ok(())
     }
 
-    /// Queues a link mail unless `recipient` had its share this hour: then
+    /// Queues a link mail unless `recipient` had its share of this kind this
+    /// hour: then
     /// nothing is sent, and the caller answers the same (no mail bombing,
     /// and no hint either way).
     async fn queue_link_mail(
         &self,
+        kind: &str,
+        recipient: &str,
+        user_id: Option<i32>,
+        data: Value,
+    ) -> Result<(), CoreError> {
+        self.queue_limited(kind, kind, recipient, user_id, data)
+            .await
+    }
+
+    /// [`Self::queue_link_mail`] counting on the hourly `bucket` of the
+    /// recipient.
+    async fn queue_limited(
+        &self,
+        bucket: &str,
         kind: &str,
         recipient: &str,
         user_id: Option<i32>,
@@ -163,9 +199,16 @@ impl Security {
             base_delay: 3_600,
             max_delay: 3_600,
         };
+        // One bucket per kind, so requests of one kind (a confirmation
+        // link for a confirmed account, which is never sent) cannot use up
+        // another's (the reset the owner needs).
         let state = self
             .db
-            .throttle(&email_key("mail", recipient), self.now(), rule)
+            .throttle(
+                &email_key(&format!("mail:{bucket}"), recipient),
+                self.now(),
+                rule,
+            )
             .await?;
         if !state.allowed {
             self.metrics.limit_hit(Limit::Mail);
@@ -189,7 +232,9 @@ impl Security {
             self.config.secret_key.expose().expose_secret().as_bytes(),
         )
         .expect("HMAC takes any key length");
-        mac.update(format!("gatehouse-browser:{}", user.id).as_bytes());
+        // The uniquifier too: a reset or sign-out everywhere forgets every
+        // browser, so an attacker's browser is announced again.
+        mac.update(format!("gatehouse-browser:{}:{}", user.id, user.fs_uniquifier).as_bytes());
         super::hex(&mac.finalize().into_bytes()[..12])
     }
 
@@ -233,6 +278,11 @@ impl Security {
         if !on {
             return Ok(());
         }
+        // Not to an address nobody has proven yet (anyone can register
+        // someone else's address and trigger notices to it).
+        if self.confirmation_required() && !self.db.is_confirmed(user.id).await? {
+            return Ok(());
+        }
         let mut data = json!({
             "what": what.name(),
             "at": self.now(),
@@ -242,7 +292,10 @@ impl Security {
         if let (Value::Object(d), Value::Object(e)) = (&mut data, extra) {
             d.extend(e);
         }
-        self.queue_mail(kind::NOTICE, &user.email, Some(user.id), data)
+        // Limited per kind of notice, like the links: changing a password in
+        // a loop must not flood a mailbox.
+        let bucket = format!("{}:{}", kind::NOTICE, what.name());
+        self.queue_limited(&bucket, kind::NOTICE, &user.email, Some(user.id), data)
             .await
     }
 
@@ -351,7 +404,22 @@ impl Security {
         }
         errors.into_result()?;
         let hash = self.hasher.hash(&new).await?;
-        let uid = self.rotate(user.id, Some(&hash), "password_reset").await?;
+        // Only from the state the link was checked against: of two uses of
+        // one link at once, one wins and the other is refused.
+        let uid = super::new_uniquifier();
+        if !self
+            .db
+            .rotate_uniquifier_from(user.id, &user.fs_uniquifier, &uid, &hash)
+            .await?
+        {
+            return Err(link_error(self, LinkKind::Reset, LinkProblem::Invalid));
+        }
+        tracing::info!(
+            event = "rotation",
+            reason = "password_reset",
+            user_id = user.id,
+            "fs_uniquifier rotated: every session and token revoked"
+        );
         self.db
             .clear_throttle(&email_key("acct", &user.email))
             .await?;

@@ -21,6 +21,9 @@ pub struct OutboxRow {
     pub created_at: i64,
     /// Attempts so far, this one included.
     pub attempts: i32,
+    /// The end of this claim's lease: the final update of the row holds
+    /// only while it is still ours.
+    pub locked_until: i64,
 }
 
 /// A new row for the outbox.
@@ -69,7 +72,7 @@ impl Db {
                WHERE sent_at IS NULL AND failed_at IS NULL
                  AND next_attempt_at <= $1 AND locked_until <= $1
                {CLAIM_TAIL}{lock})
-             RETURNING id, kind, recipient, user_id, data, created_at, attempts"
+             RETURNING id, kind, recipient, user_id, data, created_at, attempts, locked_until"
         );
         let mut rows: Vec<OutboxRow> = with_pool!(self, p => sqlx::query_as(&sql)
             .bind(now).bind(lease).bind(limit).fetch_all(p).await)?;
@@ -78,28 +81,50 @@ impl Db {
     }
 
     /// The mail went out (or was dropped on purpose: `note` says why).
-    pub async fn mail_done(&self, id: i64, now: i64, note: Option<&str>) -> Result<(), DbError> {
-        const SQL: &str =
-            "UPDATE gh_outbox SET sent_at = $2, locked_until = 0, last_error = $3 WHERE id = $1";
-        with_pool!(self, p => sqlx::query(SQL).bind(id).bind(now).bind(note).execute(p).await.map(|_| ()))?;
-        Ok(())
+    /// False when the claim's lease was lost to another worker meanwhile.
+    pub async fn mail_done(
+        &self,
+        row: &OutboxRow,
+        now: i64,
+        note: Option<&str>,
+    ) -> Result<bool, DbError> {
+        const SQL: &str = "UPDATE gh_outbox SET sent_at = $2, locked_until = 0, last_error = $3
+            WHERE id = $1 AND locked_until = $4";
+        Ok(with_pool!(self, p => sqlx::query(SQL)
+            .bind(row.id).bind(now).bind(note).bind(row.locked_until)
+            .execute(p).await.map(|r| r.rows_affected()))?
+            == 1)
     }
 
-    /// Sending failed: try again at `next_at`.
-    pub async fn mail_retry(&self, id: i64, next_at: i64, error: &str) -> Result<(), DbError> {
+    /// Sending failed: try again at `next_at` (false: the lease was lost).
+    pub async fn mail_retry(
+        &self,
+        row: &OutboxRow,
+        next_at: i64,
+        error: &str,
+    ) -> Result<bool, DbError> {
         const SQL: &str =
             "UPDATE gh_outbox SET next_attempt_at = $2, locked_until = 0, last_error = $3
-            WHERE id = $1";
-        with_pool!(self, p => sqlx::query(SQL).bind(id).bind(next_at).bind(error).execute(p).await.map(|_| ()))?;
-        Ok(())
+            WHERE id = $1 AND locked_until = $4";
+        Ok(with_pool!(self, p => sqlx::query(SQL)
+            .bind(row.id).bind(next_at).bind(error).bind(row.locked_until)
+            .execute(p).await.map(|r| r.rows_affected()))?
+            == 1)
     }
 
-    /// Sending failed for good (too many attempts).
-    pub async fn mail_failed(&self, id: i64, now: i64, error: &str) -> Result<(), DbError> {
-        const SQL: &str =
-            "UPDATE gh_outbox SET failed_at = $2, locked_until = 0, last_error = $3 WHERE id = $1";
-        with_pool!(self, p => sqlx::query(SQL).bind(id).bind(now).bind(error).execute(p).await.map(|_| ()))?;
-        Ok(())
+    /// Sending failed for good (false: the lease was lost).
+    pub async fn mail_failed(
+        &self,
+        row: &OutboxRow,
+        now: i64,
+        error: &str,
+    ) -> Result<bool, DbError> {
+        const SQL: &str = "UPDATE gh_outbox SET failed_at = $2, locked_until = 0, last_error = $3
+            WHERE id = $1 AND locked_until = $4";
+        Ok(with_pool!(self, p => sqlx::query(SQL)
+            .bind(row.id).bind(now).bind(error).bind(row.locked_until)
+            .execute(p).await.map(|r| r.rows_affected()))?
+            == 1)
     }
 
     /// Mails not sent yet (due or waiting for a retry).

@@ -219,6 +219,34 @@ impl Db {
         Ok(done == 1)
     }
 
+    /// [`Db::rotate_uniquifier`] with a new password, only while the
+    /// uniquifier is still `old`: false when it changed meanwhile (another
+    /// use of the same reset link won).
+    pub async fn rotate_uniquifier_from(
+        &self,
+        user_id: i32,
+        old: &str,
+        uniquifier: &str,
+        password_hash: &str,
+    ) -> Result<bool, DbError> {
+        const SQL: &str = r#"UPDATE "user" SET fs_uniquifier = $3, password = $4, update_datetime = $5
+            WHERE id = $1 AND fs_uniquifier = $2"#;
+        const SESSIONS: &str = "DELETE FROM gh_session WHERE user_id = $1";
+        let now = DbTime::now();
+        let done = with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let done = sqlx::query(SQL)
+                .bind(user_id).bind(old).bind(uniquifier).bind(password_hash).bind(now)
+                .execute(&mut *tx).await?.rows_affected();
+            if done == 1 {
+                sqlx::query(SESSIONS).bind(user_id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(done)
+        })?;
+        Ok(done == 1)
+    }
+
     /// One stored hash of each kind that takes its own time to verify
     /// (each bcrypt cost, and up to a hundred argon2 hashes to sort by
     /// their parameters), for timing calibration at start.

@@ -27,6 +27,11 @@ pub enum ApiError {
         /// The route accepts HTTP Basic.
         basic: bool,
     },
+    /// 401 for a sensitive change by a session or token whose sign-in is
+    /// older than `freshness`: JSON gets `reauth_required`, a browser goes
+    /// to `/verify` and back.
+    #[error("re-authentication required")]
+    ReauthRequired,
     /// 403: authenticated, but a role or permission is missing.
     #[error("forbidden")]
     Forbidden,
@@ -93,7 +98,7 @@ impl ApiError {
     pub fn status(&self) -> Status {
         match self {
             ApiError::Validation(_) | ApiError::BadRequest(_) => Status::BadRequest,
-            ApiError::Unauthenticated { .. } => Status::Unauthorized,
+            ApiError::Unauthenticated { .. } | ApiError::ReauthRequired => Status::Unauthorized,
             ApiError::Forbidden | ApiError::CrossSite => Status::Forbidden,
             ApiError::NotFound => Status::NotFound,
             ApiError::MethodNotAllowed(_) => Status::MethodNotAllowed,
@@ -112,6 +117,7 @@ impl ApiError {
             ApiError::Validation(f) => f.messages().join(" "),
             ApiError::BadRequest(m) => m.clone(),
             ApiError::Unauthenticated { .. } => msg::UNAUTHENTICATED.into(),
+            ApiError::ReauthRequired => msg::REAUTH_REQUIRED.into(),
             ApiError::Forbidden => msg::UNAUTHORIZED.into(),
             ApiError::CrossSite => msg::CROSS_SITE.into(),
             ApiError::NotFound => "Not found.".into(),
@@ -139,6 +145,11 @@ impl ApiError {
             ApiError::Validation(f) => {
                 response.insert("errors".into(), serde_json::json!(f.messages()));
                 response.insert("field_errors".into(), Value::Object(f.by_field()));
+            }
+            ApiError::ReauthRequired => {
+                // FS's keys for this answer.
+                response.insert("errors".into(), serde_json::json!([self.public_message()]));
+                response.insert("reauth_required".into(), Value::Bool(true));
             }
             other => {
                 response.insert("errors".into(), serde_json::json!([other.public_message()]));
@@ -208,6 +219,10 @@ impl<'r> Responder<'r, 'static> for ApiError {
         match &self {
             ApiError::Unauthenticated { basic: false } => {
                 Redirect::found(login_redirect_target(req)).respond_to(req)
+            }
+            ApiError::ReauthRequired => {
+                let target = login_redirect_target(req).replacen("/login", "/verify", 1);
+                Redirect::found(target).respond_to(req)
             }
             _ => {
                 let env = self.envelope();

@@ -255,7 +255,11 @@ impl<'r> FromRequest<'r> for BasicUser {
         if let Err(e) = sec.check_ip(client_ip(req, &sec.config.trusted_proxies)) {
             return fail(req, e.into());
         }
-        match sec.check_password(&email, &password).await {
+        let checked = match sec.check_password(&email, &password).await {
+            Ok(user) => sec.check_confirmed(&user).await.map(|()| user),
+            Err(e) => Err(e),
+        };
+        match checked {
             Ok(user) => Outcome::Success(BasicUser(user)),
             Err(e) if e.field_errors().is_some() => fail(req, denied),
             Err(e) => fail(req, e.into()),
@@ -542,6 +546,37 @@ impl<'r> FromRequest<'r> for MaybeUser {
                 Err(e) => fail(req, e),
             },
             Err(e) => fail(req, e),
+        }
+    }
+}
+
+/// A signed-in user whose primary authentication is recent enough for a
+/// sensitive change (`security.freshness`, FS's freshness): a session's
+/// sign-in or `/verify` time, or the `fs_paa` inside a token. Otherwise
+/// [`ApiError::ReauthRequired`].
+#[derive(Debug, Clone)]
+pub struct Fresh(pub AuthUser);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Fresh {
+    type Error = ApiError;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
+        let auth = match authenticate(req).await {
+            Ok(auth) => auth,
+            Err(e) => return fail(req, e),
+        };
+        let sec = security(req);
+        let paa = match &auth.via {
+            Via::Session(s) => s.paa,
+            Via::Token => presented_token(req)
+                .and_then(|t| sec.token_paa(t))
+                .unwrap_or(0.0),
+        };
+        if sec.is_fresh(paa) {
+            Outcome::Success(Fresh(auth))
+        } else {
+            fail(req, ApiError::ReauthRequired)
         }
     }
 }

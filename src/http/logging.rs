@@ -80,11 +80,17 @@ impl Fairing for RequestLog {
             );
         }
         let latency_ms = (elapsed * 100_000.0).round() / 100.0;
-        // The path only: query strings may carry tokens (auth_token) or emails.
+        // The path only: query strings may carry tokens (auth_token) or
+        // emails. A link's token in the path (`/reset/<token>`) is a
+        // credential too: such routes log their template instead.
+        let path = match req.route() {
+            Some(r) if r.uri.path().contains("<token>") => r.uri.path().to_string(),
+            _ => req.uri().path().to_string(),
+        };
         tracing::info!(
             target: "gatehouse::request",
             method = %req.method(),
-            path = %req.uri().path(),
+            path = %path,
             status = res.status().code,
             latency_ms,
             request_id = %s.id,

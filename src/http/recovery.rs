@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::envelope::Envelope;
 use super::error::ApiError;
 use super::flash::Flash;
-use super::guards::{AuthUser, AuthedSubmission, MaybeUser, Rejected, Submission};
+use super::guards::{AuthedSubmission, Fresh, MaybeUser, Rejected, Submission};
 use super::input::Input;
 use super::page::{render, Ctx, FormView, Reply};
 use crate::core::links::within_text;
@@ -249,21 +249,24 @@ fn change_answer(ctx: &Ctx<'_>, user: &User) -> Reply {
 }
 
 #[get("/change-email")]
-fn change_email_page(ctx: Ctx<'_>, auth: Result<AuthUser, ApiError>) -> Result<Reply, ApiError> {
+fn change_email_page(ctx: Ctx<'_>, fresh: Result<Fresh, ApiError>) -> Result<Reply, ApiError> {
     if !ctx.sec.config.change_email {
         return Err(ApiError::NotFound);
     }
-    let auth = auth?;
+    let auth = fresh?.0;
     if ctx.json {
         return Ok(change_answer(&ctx, &auth.user));
     }
     Ok(ctx.form_page("change_email", Some(&auth.user)))
 }
 
-/// Asks for a change of address: a link goes to the new one.
+/// Asks for a change of address: a link goes to the new one. Only with a
+/// recent sign-in (`freshness`): a stolen old session or token must not be
+/// able to move the account to another mailbox.
 #[post("/change-email", data = "<sub>")]
 async fn change_email(
     ctx: Ctx<'_>,
+    fresh: Result<Fresh, ApiError>,
     sub: Result<AuthedSubmission, Rejected>,
 ) -> Result<Reply, ApiError> {
     if !ctx.sec.config.change_email {
@@ -274,6 +277,7 @@ async fn change_email(
         Ok(sub) => sub,
         Err(r) => return ctx.rejected("change_email", r, email_value, None),
     };
+    fresh?;
     let email = input.text("email")?;
     match ctx.sec.request_email_change(&auth.user, email).await {
         Ok(_) if ctx.json => Ok(change_answer(&ctx, &auth.user)),

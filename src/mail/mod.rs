@@ -34,8 +34,8 @@ struct EmbeddedMail;
 /// How long a claimed mail stays ours before another worker may take it
 /// over (longer than any SMTP conversation).
 const LEASE_SECONDS: i64 = 120;
-/// Mails claimed at a time.
-const BATCH: i64 = 10;
+/// Mails claimed at a time: one, so each send has the whole lease.
+const BATCH: i64 = 1;
 /// Sent and failed rows are kept this long, then purged.
 const KEEP_SECONDS: i64 = 7 * 86_400;
 
@@ -224,31 +224,39 @@ impl Outbox {
             Err(ComposeError::Permanent(e)) => Outcome::Failed(e),
         };
         let now = self.clock.unix();
-        match outcome {
+        let held = match outcome {
             Outcome::Sent => {
                 self.metrics.mail(MailOutcome::Sent);
                 tracing::info!(event = "mail_sent", id = row.id, kind = %row.kind, "mail sent");
-                self.db.mail_done(row.id, now, None).await
+                self.db.mail_done(&row, now, None).await?
             }
             Outcome::Dropped(why) => {
                 self.metrics.mail(MailOutcome::Dropped);
                 tracing::info!(event = "mail_dropped", id = row.id, kind = %row.kind, why, "mail not sent");
-                self.db.mail_done(row.id, now, Some(why)).await
+                self.db.mail_done(&row, now, Some(why)).await?
             }
             Outcome::Retry(e) if row.attempts < self.mail.max_attempts => {
                 self.metrics.mail(MailOutcome::Retried);
                 let delay = backoff(row.attempts);
                 tracing::warn!(event = "mail_retry", id = row.id, kind = %row.kind,
                     attempts = row.attempts, retry_in = delay, error = %e, "mail not sent; will retry");
-                self.db.mail_retry(row.id, now + delay, &e).await
+                self.db.mail_retry(&row, now + delay, &e).await?
             }
             Outcome::Retry(e) | Outcome::Failed(e) => {
                 self.metrics.mail(MailOutcome::Failed);
                 tracing::error!(event = "mail_failed", id = row.id, kind = %row.kind,
                     attempts = row.attempts, error = %e, "mail given up");
-                self.db.mail_failed(row.id, now, &e).await
+                self.db.mail_failed(&row, now, &e).await?
             }
+        };
+        if !held {
+            tracing::warn!(
+                event = "mail_lease_lost",
+                id = row.id,
+                "the mail's lease ran out before it was done; another worker owns it now"
+            );
         }
+        Ok(())
     }
 
     async fn send(&self, row: &OutboxRow, mail: Composed) -> Outcome {
@@ -262,13 +270,17 @@ impl Outbox {
                 let path = dir.join(format!("{}-{}-{}.eml", row.created_at, row.id, row.kind));
                 match write_file(dir, &path, &mail.message.formatted()).await {
                     Ok(()) => {
-                        // The file transport is for development: the link
-                        // goes to the log so a newcomer can follow it.
-                        tracing::info!(
-                            mail = %path.display(),
-                            link = mail.link.as_deref().unwrap_or("-"),
-                            "mail written (file transport)"
-                        );
+                        // In development the link goes to the log, so a
+                        // newcomer can follow it; never in production.
+                        if self.mail.log_links {
+                            tracing::info!(
+                                mail = %path.display(),
+                                link = mail.link.as_deref().unwrap_or("-"),
+                                "mail written (file transport)"
+                            );
+                        } else {
+                            tracing::info!(mail = %path.display(), "mail written (file transport)");
+                        }
                         Outcome::Sent
                     }
                     Err(e) => Outcome::Retry(format!("{}: {e}", path.display())),

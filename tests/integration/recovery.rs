@@ -654,3 +654,132 @@ async fn a_sign_in_from_a_new_browser_is_announced_once() {
     wait_for_async(app.mail.path(), 3).await;
     assert_eq!(count(&app), 3);
 }
+
+/// The security review of issue 12: a change of email needs a recent
+/// sign-in (FS's freshness), so a stolen old session or token cannot move
+/// the account to another mailbox; /verify makes it fresh again.
+#[rocket::async_test]
+async fn changing_the_email_needs_a_recent_sign_in() {
+    let app = app_with(|f| {
+        f.merge(("security.freshness", 3_600))
+            .merge(("security.token_max_age", 7 * 86_400))
+            .merge(("security.remember_max_age", 7 * 86_400))
+    })
+    .await;
+    app.user("stale@example.com").await;
+    let token = app.login_token("stale@example.com", PASSWORD).await;
+    let mut b = app.browser_login("stale@example.com", PASSWORD).await;
+    let ask = |token: &str| {
+        send(
+            token_header(app.client.post("/change-email"), token)
+                .header(ContentType::JSON)
+                .body(json!({"email": "thief@example.com"}).to_string()),
+        )
+    };
+    assert_eq!(ask(&token).await.status, Status::Ok, "fresh at first");
+    app.clock.advance(std::time::Duration::from_secs(3_601));
+    let r = ask(&token).await;
+    assert_eq!(r.status, Status::Unauthorized, "{}", r.body);
+    assert_eq!(r.json()["response"]["reauth_required"], true);
+    assert_eq!(
+        r.errors(),
+        ["You must reauthenticate to access this endpoint"]
+    );
+    let r = send(accept_json(token_header(
+        app.client.get("/change-email"),
+        &token,
+    )))
+    .await;
+    assert_eq!(r.status, Status::Unauthorized);
+    // A browser is sent to /verify and back.
+    let page = b.send(app.client.get("/change-email")).await;
+    assert_eq!(page.status, Status::Found);
+    assert_eq!(page.location(), "/verify?next=/change-email");
+    // Proving the password again makes the session fresh.
+    let r = b
+        .send(
+            json_body(app.client.post("/verify"), json!({"password": PASSWORD}))
+                .header(rocket::http::Header::new("X-CSRF-Token", b.xsrf())),
+        )
+        .await;
+    assert_eq!(r.status, Status::Ok, "{}", r.body);
+    let r = b
+        .send(
+            json_body(
+                app.client.post("/change-email"),
+                json!({"email": "mine@example.com"}),
+            )
+            .header(rocket::http::Header::new("X-CSRF-Token", b.xsrf())),
+        )
+        .await;
+    assert_eq!(r.status, Status::Ok, "{}", r.body);
+}
+
+/// Two uses of one reset link at the same time: one wins.
+#[rocket::async_test]
+async fn a_reset_link_works_once_even_twice_at_once() {
+    let app = app().await;
+    app.user("twice@example.com").await;
+    let link = reset_link(&app, "twice@example.com").await.link_path();
+    let (a, b) = rocket::tokio::join!(
+        app.post_json(
+            &link,
+            json!({"password": "first new password", "password_confirm": "first new password"})
+        ),
+        app.post_json(
+            &link,
+            json!({"password": "second new password", "password_confirm": "second new password"})
+        ),
+    );
+    let ok = [&a, &b].iter().filter(|r| r.status == Status::Ok).count();
+    assert_eq!(ok, 1, "{} / {}", a.body, b.body);
+    let winner = if a.status == Status::Ok {
+        "first new password"
+    } else {
+        "second new password"
+    };
+    app.login_token("twice@example.com", winner).await;
+}
+
+/// Requests of one kind cannot use up another kind's mails: confirmation
+/// requests for a confirmed account (never sent) leave the reset alone.
+#[rocket::async_test]
+async fn one_kind_of_mail_does_not_use_up_another() {
+    let app = app_with(|f| f.merge(("security.confirmable", true))).await;
+    let u = app.user("victim@example.com").await;
+    app.sec().mark_confirmed(&u).await.unwrap();
+    for _ in 0..5 {
+        let r = app
+            .post_json("/confirm", json!({"email": "victim@example.com"}))
+            .await;
+        assert_eq!(r.status, Status::Ok);
+    }
+    reset_link(&app, "victim@example.com").await;
+}
+
+/// Notices are limited too: a password changed in a loop does not flood
+/// the mailbox; and the link's token stays out of the request log path.
+#[rocket::async_test]
+async fn notices_are_limited_per_address() {
+    let app = app().await;
+    app.user("loop@example.com").await;
+    let mut password = PASSWORD.to_owned();
+    for i in 0..5 {
+        let token = app.login_token("loop@example.com", &password).await;
+        let new = format!("looped password {i}");
+        let r = send(
+            token_header(app.client.post("/change"), &token)
+                .header(ContentType::JSON)
+                .body(
+                    json!({"password": password, "new_password": new, "new_password_confirm": new})
+                        .to_string(),
+                ),
+        )
+        .await;
+        assert_eq!(r.status, Status::Ok, "{}", r.body);
+        password = new;
+    }
+    wait_for_async(app.mail.path(), 3).await;
+    rocket::tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(all(app.mail.path()).len(), 3, "three notices an hour");
+}
