@@ -986,7 +986,14 @@ pub fn check(figment: &Figment) -> ConfigReport {
         Err(e) => problems.push(e.to_string()),
     }
     match SecurityConfig::from_figment(figment) {
-        Ok(c) => {
+        Ok(mut c) => {
+            if let Err(e) = c.resolve_public_url(figment) {
+                problems.push(e.to_string());
+            }
+            match MailConfig::from_figment(figment, c.sends_mail()) {
+                Ok(mail) => report_lines("mail", &mail, &mut text),
+                Err(e) => problems.push(e.to_string()),
+            }
             report_lines("security", &c, &mut text);
             // Development values are public: fine for `cargo run`, never
             // for a server anyone else reaches, whatever the profile says.

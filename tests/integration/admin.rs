@@ -314,6 +314,12 @@ fn check_config_masks_secrets_and_fails_on_weak_settings() {
         reason.contains("cookie_secure is off in release"),
         "{reason}"
     );
+    // Issue 12: mail needs a transport and the public URL in release.
+    assert!(reason.contains("mail.transport is not set"), "{reason}");
+    assert!(
+        reason.contains("security.public_url is not set"),
+        "{reason}"
+    );
     rel.retain(|(k, _)| k != "ROCKET_SECURITY");
     rel.push((
         "ROCKET_SECURITY".into(),
