@@ -19,8 +19,35 @@ async fn a_closed_pool_is_503_everywhere() {
     app.user("db@example.com").await;
     let token = app.login_token("db@example.com", PASSWORD).await;
     let mut b = app.browser_login("db@example.com", PASSWORD).await;
+    let reset = app.sec().links.mint_reset(
+        &app.sec()
+            .find_user("db@example.com")
+            .await
+            .unwrap()
+            .unwrap(),
+        app.sec().now() as u64,
+    );
 
     app.dbh().close().await;
+
+    // Issue 12: the mail flows too (a queued mail is a database write).
+    assert_503(
+        &app.post_json("/reset", json!({"email": "db@example.com"}))
+            .await,
+        "forgot password",
+    );
+    assert_503(
+        &send(accept_json(app.client.get(format!("/reset/{reset}")))).await,
+        "reset link",
+    );
+    assert_503(
+        &send(accept_json(token_header(
+            app.client.get("/change-email"),
+            &token,
+        )))
+        .await,
+        "change email",
+    );
 
     let r = app.get_with_token("/api/test", &token).await;
     assert_503(&r, "token");
