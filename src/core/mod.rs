@@ -291,11 +291,18 @@ impl Security {
         Ok(uid)
     }
 
+    /// The longest window any throttle row counts in: the account
+    /// throttle's, or the hour of the mail limits. Rows are purged only
+    /// after it, so no count starts over early.
+    pub fn throttle_window(&self) -> i64 {
+        self.config.account_window.max(3_600)
+    }
+
     /// Purges what expired: session records past their lifetime and
     /// throttle rows whose window and backoff are over. Run by the
     /// background housekeeping task, never on a request.
     pub async fn housekeeping(&self) -> Result<(u64, u64), DbError> {
-        housekeeping(&self.db, self.now(), self.config.account_window).await
+        housekeeping(&self.db, self.now(), self.throttle_window()).await
     }
 }
 

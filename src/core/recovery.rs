@@ -169,9 +169,8 @@ impl Security {
     }
 
     /// Queues a link mail unless `recipient` had its share of this kind this
-    /// hour: then
-    /// nothing is sent, and the caller answers the same (no mail bombing,
-    /// and no hint either way).
+    /// hour: then nothing is sent, and the caller answers the same (no mail
+    /// bombing, and no hint either way).
     async fn queue_link_mail(
         &self,
         kind: &str,

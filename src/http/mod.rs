@@ -120,7 +120,7 @@ fn housekeeping() -> AdHoc {
                 return;
             };
             let (db, clock) = (sec.db.clone(), Arc::clone(&sec.clock));
-            let window = sec.config.account_window;
+            let window = sec.throttle_window();
             let every = std::time::Duration::from_secs(sec.config.housekeeping_interval);
             let shutdown = rocket.shutdown();
             tokio::spawn(async move {

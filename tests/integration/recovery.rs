@@ -783,3 +783,26 @@ async fn notices_are_limited_per_address() {
     rocket::tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     assert_eq!(all(app.mail.path()).len(), 3, "three notices an hour");
 }
+
+/// Housekeeping does not start a mail limit's hour over early (it purges
+/// throttle rows after the longest window, not the account throttle's 15
+/// minutes).
+#[rocket::async_test]
+async fn housekeeping_keeps_the_mail_limit_for_the_hour() {
+    let app = app().await;
+    app.user("hour@example.com").await;
+    for _ in 0..2 {
+        app.post_json("/reset", json!({"email": "hour@example.com"}))
+            .await;
+    }
+    wait_for_async(app.mail.path(), 2).await;
+    app.clock.advance(std::time::Duration::from_secs(20 * 60));
+    app.sec().housekeeping().await.unwrap();
+    for _ in 0..3 {
+        app.post_json("/reset", json!({"email": "hour@example.com"}))
+            .await;
+    }
+    wait_for_async(app.mail.path(), 3).await;
+    rocket::tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(all(app.mail.path()).len(), 3, "still three in the hour");
+}
