@@ -121,7 +121,11 @@ impl Security {
         self.throttle(&super::email_key("reg", &checked.email))
             .await?;
         let user = self.store_account(checked, new.roles).await?;
-        self.record_login(&user, ip).await?;
+        // Tracked as a sign-in only when it is one (not while the email
+        // waits for confirmation).
+        if !self.confirmation_required() {
+            self.record_login(&user, ip).await?;
+        }
         tracing::info!(
             event = "register",
             outcome = "ok",
