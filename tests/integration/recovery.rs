@@ -320,6 +320,25 @@ async fn confirmable_accounts_sign_in_once_the_link_is_followed() {
     let v = r.json();
     assert_eq!(v["response"]["user"], json!({}));
     assert!(v["response"].get("tf_required").is_none());
+    // Not signed in, and not tracked as a sign-in.
+    let mut b = Browser::default();
+    let r = b
+        .send(json_body(
+            app.client.post("/register"),
+            json!({"email": "second@example.com", "password": PASSWORD, "password_confirm": PASSWORD}),
+        ))
+        .await;
+    assert_eq!(r.status, Status::Ok);
+    let me = b.send(accept_json(app.client.get("/api/me"))).await;
+    assert_eq!(me.status, Status::Unauthorized, "not signed in");
+    let pending = app
+        .sec()
+        .find_user("new@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let tracked = app.dbh().tracking(pending.id).await.unwrap().unwrap();
+    assert_eq!(tracked.login_count.unwrap_or(0), 0, "not a sign-in yet");
 
     let r = app
         .post_json(
