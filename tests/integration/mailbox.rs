@@ -24,6 +24,14 @@ pub struct Mail {
 }
 
 impl Mail {
+    /// The recipient's address alone (without a display name).
+    pub fn address(&self) -> &str {
+        match (self.to.rfind('<'), self.to.rfind('>')) {
+            (Some(a), Some(b)) if a < b => &self.to[a + 1..b],
+            _ => self.to.trim(),
+        }
+    }
+
     /// The links in the text part.
     pub fn links(&self) -> Vec<String> {
         self.text
@@ -183,7 +191,7 @@ pub async fn expect_mail(dir: &Path, to: &str, subject: &str) -> Mail {
         if let Some(m) = all(dir)
             .into_iter()
             .rev()
-            .find(|m| m.to.contains(to) && m.subject == subject)
+            .find(|m| m.address().eq_ignore_ascii_case(to) && m.subject == subject)
         {
             return m;
         }
