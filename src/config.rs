@@ -262,6 +262,8 @@ defaults! {
     d_change_email_within: u64 = 2 * 3600;
     d_mail_per_hour: i32 = 3;
     d_freshness: u64 = 86_400;
+    d_totp_window: u64 = 1;
+    d_tf_pending: u64 = 300;
     d_mail_dir: String = "mail".into();
     d_mail_from: String = "gatehouse <no-reply@localhost>".into();
     d_app_name: String = "gatehouse".into();
@@ -431,6 +433,17 @@ pub struct SecurityConfig {
     /// Mail a notice on a sign-in from a browser not seen before.
     #[serde(default)]
     pub notify_new_browser: bool,
+    /// Flask-Security's `SECURITY_TOTP_SECRETS`: tag -> secret, which
+    /// encrypt the authenticator keys in `tf_totp_secret`. Needed to sign
+    /// in accounts that enrolled in two-factor through Flask-Security.
+    #[serde(default)]
+    pub totp_secrets: std::collections::BTreeMap<String, String>,
+    /// Authenticator steps (30 s) before and after now whose codes count.
+    #[serde(default = "d_totp_window")]
+    pub totp_window: u64,
+    /// Seconds between the password and the code of a two-factor sign-in.
+    #[serde(default = "d_tf_pending")]
+    pub two_factor_within: u64,
     /// Seconds since the last password sign-in (or re-authentication at
     /// `/verify`) within which sensitive changes (the email) are allowed;
     /// older sessions and tokens must re-authenticate first (FS

@@ -27,6 +27,8 @@ pub mod msg {
     pub const CROSS_SITE: &str = "Cross-site request refused.";
     pub const CONFIRMATION_REQUIRED: &str = "Email requires confirmation.";
     pub const ALREADY_CONFIRMED: &str = "Your email has already been confirmed.";
+    pub const INVALID_CODE: &str = "Invalid code";
+    pub const NO_CODE_EXPECTED: &str = "You currently do not have permissions to access this page";
     pub const REAUTH_REQUIRED: &str = "You must reauthenticate to access this endpoint";
     pub fn email_taken(email: &str) -> String {
         format!("{email} is already associated with an account.")
@@ -128,6 +130,19 @@ pub enum CoreError {
         /// What the user is told.
         message: String,
     },
+    /// Right password of an account with an authenticator: the sign-in goes
+    /// on with a code (`uid` is its fs_uniquifier).
+    #[error("two-factor code required")]
+    CodeRequired {
+        /// The account's fs_uniquifier.
+        uid: String,
+    },
+    /// A two-factor code that is wrong, used, or out of its window.
+    #[error("invalid two-factor code")]
+    InvalidCode,
+    /// No two-factor sign-in is waiting (none, or its time ran out).
+    #[error("no two-factor sign-in in progress")]
+    NoCodeExpected,
     /// Right password, but the email is not confirmed yet.
     #[error("email confirmation required")]
     ConfirmationRequired,
@@ -149,6 +164,9 @@ impl CoreError {
             CoreError::TwoFactorRequired => FieldErrors::one("", msg::TWO_FACTOR_UNSUPPORTED),
             CoreError::WrongPassword => FieldErrors::one("password", msg::WRONG_PASSWORD),
             CoreError::Link { message, .. } => FieldErrors::one("", message.clone()),
+            CoreError::CodeRequired { .. } => FieldErrors::one("", msg::TWO_FACTOR_UNSUPPORTED),
+            CoreError::InvalidCode => FieldErrors::one("code", msg::INVALID_CODE),
+            CoreError::NoCodeExpected => FieldErrors::one("", msg::NO_CODE_EXPECTED),
             CoreError::ConfirmationRequired => {
                 FieldErrors::one("email", msg::CONFIRMATION_REQUIRED)
             }

@@ -14,6 +14,8 @@ pub mod scrape;
 pub mod session;
 pub mod signin;
 pub mod token;
+pub mod totp;
+pub mod twofactor;
 pub mod validate;
 
 use std::net::IpAddr;

@@ -32,6 +32,20 @@ pub struct SessionData {
     /// "Remember me": persistent, with the longer lifetime.
     #[serde(default)]
     pub rem: bool,
+    /// A two-factor sign-in waiting for its code (an anonymous session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tf: Option<TfPending>,
+}
+
+/// The password was right; the code is still to come.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TfPending {
+    /// fs_uniquifier of the account.
+    pub uid: String,
+    /// When the password was checked (unix seconds).
+    pub at: i64,
+    /// "Remember me" asked at the password step.
+    pub rem: bool,
 }
 
 /// 32 random bytes, URL-safe base64.
@@ -97,6 +111,7 @@ impl Security {
             paa: 0.0,
             iat: self.now(),
             rem: false,
+            tf: None,
         }
     }
 
@@ -114,6 +129,7 @@ impl Security {
             paa: self.clock.now(),
             iat: self.now(),
             rem: remember,
+            tf: None,
         };
         let sid = data.sid.as_deref().unwrap_or_default();
         let expires = data.iat + data.max_age(&self.config) as i64;

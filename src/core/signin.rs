@@ -94,7 +94,15 @@ impl Security {
                         .as_deref()
                         .is_some_and(|m| !m.is_empty()) =>
             {
-                Err(CoreError::TwoFactorRequired)
+                // The authenticator goes on with a code; other methods (SMS,
+                // email codes) are refused rather than downgraded.
+                if super::twofactor::supported(u.tf_primary_method.as_deref()) {
+                    Err(CoreError::CodeRequired {
+                        uid: u.fs_uniquifier.clone(),
+                    })
+                } else {
+                    Err(CoreError::TwoFactorRequired)
+                }
             }
             Some(u) if ok => {
                 self.db.clear_throttle(&key).await?;
@@ -126,7 +134,9 @@ impl Security {
             Ok(_) => SignIn::Ok,
             Err(CoreError::WrongCredentials) => SignIn::InvalidCredentials,
             Err(CoreError::Disabled) => SignIn::Disabled,
-            Err(CoreError::TwoFactorRequired) => SignIn::TwoFactorRequired,
+            Err(CoreError::TwoFactorRequired | CoreError::CodeRequired { .. }) => {
+                SignIn::TwoFactorRequired
+            }
             Err(CoreError::Throttled(_)) => SignIn::Throttled,
             Err(CoreError::Busy) => SignIn::Busy,
             Err(CoreError::Unavailable(_)) => SignIn::Unavailable,
@@ -148,6 +158,7 @@ impl Security {
                     CoreError::WrongCredentials => "invalid_credentials",
                     CoreError::Disabled => "disabled",
                     CoreError::TwoFactorRequired => "two_factor_required",
+                    CoreError::CodeRequired { .. } => "code_required",
                     CoreError::ConfirmationRequired => "unconfirmed",
                     _ => return result,
                 };

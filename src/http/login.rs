@@ -91,6 +91,9 @@ async fn login(ctx: Ctx<'_>, sub: Result<Submission, Rejected>) -> Result<Reply,
             )
             .await
         }
+        Err(CoreError::CodeRequired { uid }) => {
+            super::twofactor::code_required(&ctx, uid, input.remember(), &next)
+        }
         Err(e) => ctx.flow_failure("login", e, login_values(Some(&input)), None),
     }
 }

@@ -25,6 +25,7 @@ pub mod page;
 pub mod pages;
 pub mod recovery;
 pub mod register;
+pub mod twofactor;
 pub mod verify;
 
 use std::sync::Arc;
@@ -224,5 +225,6 @@ pub fn routes() -> Vec<rocket::Route> {
     r.extend(metrics::routes());
     r.extend(openapi::routes());
     r.extend(recovery::routes());
+    r.extend(twofactor::routes());
     r
 }

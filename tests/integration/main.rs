@@ -33,5 +33,6 @@ mod scale_out;
 mod smtp;
 mod startup;
 mod transactions;
+mod twofactor;
 mod unauthenticated;
 mod verify;

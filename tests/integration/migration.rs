@@ -135,9 +135,10 @@ async fn flask_users_sign_in_and_argon2_is_rehashed_to_bcrypt() {
     let r = login("gone@example.com").await;
     assert_eq!(r.errors(), vec!["Account is disabled."]);
 
-    // Enrolled in FS two-factor: refused after the right password, never
-    // downgraded to password-only.
-    sqlx::query("UPDATE user SET tf_primary_method = 'authenticator' WHERE id = 1")
+    // Enrolled in an FS two-factor method gatehouse does not serve (SMS):
+    // refused after the right password, never downgraded to password-only.
+    // (The authenticator signs in with a code: twofactor.rs.)
+    sqlx::query("UPDATE user SET tf_primary_method = 'sms' WHERE id = 1")
         .execute(
             &mut <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
                 .await

@@ -64,6 +64,10 @@ impl Fs {
             ("ORACLE_SECRET_KEY".to_owned(), SECRET_KEY.to_owned()),
             ("ORACLE_PASSWORD_SALT".to_owned(), PASSWORD_SALT.to_owned()),
             ("ORACLE_MAIL_DIR".to_owned(), mail.display().to_string()),
+            (
+                "ORACLE_TOTP_SECRETS".to_owned(),
+                r#"{"1": "oracle-totp-secret"}"#.to_owned(),
+            ),
         ];
         let child = Command::new(venv_python())
             .arg("fs_app.py")
@@ -848,4 +852,119 @@ async fn recovery_links_cross_both_ways() {
     )
     .await;
     assert_eq!(r.status, 200, "the old address is free: {r:?}");
+}
+
+/// Issue 14: an account that enrolled in FS's authenticator two-factor
+/// signs in here with codes from its existing authenticator entry, and a
+/// secret stored gatehouse's way works on FS.
+#[rocket::async_test]
+async fn two_factor_enrolled_on_fs_signs_in_here_and_back() {
+    use gatehouse::core::totp::{base32_decode, code_at};
+    let mut secrets = std::collections::BTreeMap::new();
+    secrets.insert("1".to_owned(), "oracle-totp-secret".to_owned());
+    let app = app_with(move |f| f.merge(("security.totp_secrets", secrets.clone()))).await;
+    let fs = Fs::start(&app.db);
+    app.user("tf@example.com").await;
+
+    // Enrol through FS's own API, as its users did.
+    let r = fs.json(
+        "POST",
+        "/login?include_auth_token",
+        Some(creds("tf@example.com", PASSWORD)),
+        None,
+    );
+    let fs_token = token_of(&r);
+    let r = fs.json(
+        "POST",
+        "/tf-setup",
+        Some(json!({"setup": "authenticator"})),
+        Some(&fs_token),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let key = base32_decode(r.body["response"]["tf_authr_b32key"].as_str().unwrap()).unwrap();
+    let state = r.body["response"]["tf_state_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let r = fs.json(
+        "POST",
+        &format!("/tf-setup/{state}"),
+        Some(json!({"code": code_at(&key, now())})),
+        Some(&fs_token),
+    );
+    assert_eq!(r.status, 200, "FS enrolled the authenticator: {r:?}");
+
+    // gatehouse: the password, then a code from that same key.
+    let mut b = Browser::default();
+    let r = b
+        .send(json_body(
+            app.client.post("/login"),
+            json!({"email": "tf@example.com", "password": PASSWORD}),
+        ))
+        .await;
+    assert_eq!(r.json()["response"]["tf_required"], true, "{}", r.body);
+    let r = b
+        .send(json_body(
+            app.client.post("/tf-validate?include_auth_token"),
+            json!({"code": code_at(&key, app.sec().now() as u64)}),
+        ))
+        .await;
+    assert_eq!(r.status, rocket::http::Status::Ok, "{}", r.body);
+    let r = gh(&app, "GET", "/api/me", None, Some(&r.token())).await;
+    assert_eq!(r.body["email"], "tf@example.com");
+
+    // The other way: a secret written the way gatehouse writes it.
+    app.user("tf2@example.com").await;
+    let key2 = b"gatehouse side key 1".to_vec();
+    let stored = gatehouse::core::twofactor::write_secret(
+        &key2,
+        &{
+            let mut s = std::collections::BTreeMap::new();
+            s.insert("1".to_owned(), "oracle-totp-secret".to_owned());
+            s
+        },
+        "gatehouse-oracle",
+    );
+    crate::on_pool!(&app, p => sqlx::query(
+        r#"UPDATE "user" SET tf_primary_method = 'authenticator', tf_totp_secret = $1 WHERE email = $2"#)
+        .bind(&stored).bind("tf2@example.com").execute(p).await.map(|_| ()).unwrap());
+    let r = fs.json(
+        "POST",
+        "/login",
+        Some(creds("tf2@example.com", PASSWORD)),
+        None,
+    );
+    assert_eq!(r.body["response"]["tf_required"], true, "{r:?}");
+    // FS keeps the pending state in its session cookie.
+    let login = fs.send(
+        "POST",
+        "/login",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json"),
+        ],
+        &creds("tf2@example.com", PASSWORD).to_string(),
+    );
+    let cookie = login.cookie_pair("session").expect("FS's session cookie");
+    let r = fs.send(
+        "POST",
+        "/tf-validate",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json"),
+            ("Cookie", &cookie),
+        ],
+        &json!({"code": code_at(&key2, now())}).to_string(),
+    );
+    assert_eq!(
+        r.status, 200,
+        "FS signs in with a secret gatehouse wrote: {}",
+        r.body
+    );
 }

@@ -59,6 +59,12 @@ app.config.update(
     SECURITY_LOGIN_WITHOUT_CONFIRMATION=True,
     SECURITY_CHANGE_EMAIL=True,
     SECURITY_AUTO_LOGIN_AFTER_RESET=True,
+    # Two-factor with an authenticator app; the secrets that encrypt the
+    # stored keys are gatehouse's security.totp_secrets.
+    SECURITY_TWO_FACTOR=True,
+    SECURITY_TWO_FACTOR_ENABLED_METHODS=["authenticator"],
+    SECURITY_TOTP_SECRETS=json.loads(os.environ.get("ORACLE_TOTP_SECRETS", '{"1": "oracle-totp-secret"}')),
+    SECURITY_TOTP_ISSUER="gatehouse-oracle",
 )
 
 

@@ -1,0 +1,227 @@
+//! Flask-Security's two-factor secrets: `tf_totp_secret` holds passlib's
+//! TOTP JSON, `{"enckey": {"v":1,"c":cost,"t":tag,"s":salt,"k":key},
+//! "type":"totp","v":1}` when `SECURITY_TOTP_SECRETS` is set (the key
+//! AES-256-CTR encrypted under PBKDF2-HMAC-SHA256(secret[tag], salt,
+//! 2^cost), 48 bytes: the AES key, then the counter block), or
+//! `{"key":"<base32>", …}` in the clear.
+
+use aes::cipher::{KeyIvInit, StreamCipher};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+use super::totp::{base32_decode, base32_encode};
+use super::{email_key, CoreError, Security};
+use crate::db::User;
+
+/// Whether gatehouse can finish a sign-in with this FS method: the
+/// authenticator (FS still reads its old name, `google_authenticator`).
+pub fn supported(method: Option<&str>) -> bool {
+    matches!(method, Some("authenticator" | "google_authenticator"))
+}
+
+impl Security {
+    /// The second step of a two-factor sign-in: `code` from the
+    /// authenticator of the account `uid` names, whose password was right
+    /// at `at`. Counted on the account's throttle like a password (six
+    /// digits are guessable otherwise); a code works once, within
+    /// `totp_window` steps of now. Returns the user, to sign in.
+    pub async fn check_code(&self, uid: &str, at: i64, code: &str) -> Result<User, CoreError> {
+        if self.now() - at > self.config.two_factor_within as i64 {
+            return Err(CoreError::NoCodeExpected);
+        }
+        let user = self
+            .db
+            .user_by_uniquifier(uid)
+            .await?
+            .filter(|u| u.active && supported(u.tf_primary_method.as_deref()))
+            .ok_or(CoreError::NoCodeExpected)?;
+        let key = email_key("acct", &user.email);
+        self.throttle(&key).await?;
+        let stored = self.db.totp_secret(user.id).await?.unwrap_or_default();
+        let secret = read_secret(&stored, &self.config.totp_secrets).map_err(|e| {
+            tracing::error!(user_id = user.id, error = %e, "the account's authenticator secret cannot be read: set security.totp_secrets as Flask-Security's SECURITY_TOTP_SECRETS");
+            CoreError::Internal(format!("tf_totp_secret: {e}"))
+        })?;
+        let now = self.now().max(0) as u64;
+        let step = super::totp::verify(&secret, code, now, self.config.totp_window, None)
+            .ok_or(CoreError::InvalidCode)?;
+        if !self.db.use_totp_counter(user.id, step as i64).await? {
+            tracing::warn!(
+                event = "tf_replay",
+                user_id = user.id,
+                "a two-factor code was used again"
+            );
+            return Err(CoreError::InvalidCode);
+        }
+        self.db.clear_throttle(&key).await?;
+        tracing::info!(
+            event = "login",
+            outcome = "ok",
+            method = "authenticator",
+            user_id = user.id,
+            "signed in with a second factor"
+        );
+        Ok(user)
+    }
+}
+
+type Aes256Ctr = ctr::Ctr128BE<aes::Aes256>;
+
+/// The most PBKDF2 rounds a stored secret may ask for (passlib's default
+/// cost is 14: 16,384 rounds).
+const MAX_COST: u64 = 20;
+
+/// PBKDF2-HMAC-SHA256 (RFC 8018).
+fn pbkdf2_sha256(secret: &[u8], salt: &[u8], rounds: u32, out: &mut [u8]) {
+    let prf = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
+    for (i, chunk) in out.chunks_mut(32).enumerate() {
+        let mut mac = prf.clone();
+        mac.update(salt);
+        mac.update(&(i as u32 + 1).to_be_bytes());
+        let mut u = mac.finalize().into_bytes();
+        let mut t = u;
+        for _ in 1..rounds {
+            let mut mac = prf.clone();
+            mac.update(&u);
+            u = mac.finalize().into_bytes();
+            for (a, b) in t.iter_mut().zip(u.iter()) {
+                *a ^= b;
+            }
+        }
+        chunk.copy_from_slice(&t[..chunk.len()]);
+    }
+}
+
+fn cipher(value: &mut [u8], secret: &[u8], salt: &[u8], cost: u32) {
+    let mut keyiv = [0u8; 48];
+    pbkdf2_sha256(secret, salt, 1u32 << cost, &mut keyiv);
+    let mut c = Aes256Ctr::new((&keyiv[..32]).into(), (&keyiv[32..]).into());
+    c.apply_keystream(value);
+}
+
+/// Why a stored secret cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    /// Not passlib's TOTP JSON.
+    #[error("not a passlib TOTP secret")]
+    Malformed,
+    /// Encrypted under a tag `totp_secrets` does not have.
+    #[error("no TOTP secret for tag {0:?}")]
+    UnknownTag(String),
+}
+
+/// The raw TOTP key in a stored `tf_totp_secret`.
+pub fn read_secret(
+    stored: &str,
+    secrets: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<u8>, SecretError> {
+    let json: serde_json::Value =
+        serde_json::from_str(stored).map_err(|_| SecretError::Malformed)?;
+    if let Some(key) = json.get("key").and_then(|k| k.as_str()) {
+        return base32_decode(key)
+            .filter(|k| !k.is_empty())
+            .ok_or(SecretError::Malformed);
+    }
+    let enc = json.get("enckey").ok_or(SecretError::Malformed)?;
+    if enc.get("v").and_then(|v| v.as_u64()) != Some(1) {
+        return Err(SecretError::Malformed);
+    }
+    let cost = enc
+        .get("c")
+        .and_then(|c| c.as_u64())
+        .filter(|c| *c <= MAX_COST)
+        .ok_or(SecretError::Malformed)?;
+    let tag = match enc.get("t") {
+        Some(serde_json::Value::String(t)) => t.clone(),
+        Some(serde_json::Value::Number(n)) => n.to_string(),
+        _ => return Err(SecretError::Malformed),
+    };
+    let salt = enc
+        .get("s")
+        .and_then(|s| s.as_str())
+        .and_then(base32_decode)
+        .ok_or(SecretError::Malformed)?;
+    let mut key = enc
+        .get("k")
+        .and_then(|k| k.as_str())
+        .and_then(base32_decode)
+        .ok_or(SecretError::Malformed)?;
+    let secret = secrets.get(&tag).ok_or(SecretError::UnknownTag(tag))?;
+    cipher(&mut key, secret.as_bytes(), &salt, cost as u32);
+    Ok(key)
+}
+
+/// `key` stored as FS stores it: encrypted under the newest tag of
+/// `secrets` (passlib's default tag is the highest), or in the clear when
+/// there are none.
+pub fn write_secret(
+    key: &[u8],
+    secrets: &std::collections::BTreeMap<String, String>,
+    issuer: &str,
+) -> String {
+    let Some((tag, secret)) = secrets.iter().next_back() else {
+        return serde_json::json!({"issuer": issuer, "key": base32_encode(key), "type": "totp", "v": 1}).to_string();
+    };
+    let mut salt = [0u8; 12];
+    getrandom::fill(&mut salt).expect("the OS random source works");
+    let cost = 14;
+    let mut k = key.to_vec();
+    cipher(&mut k, secret.as_bytes(), &salt, cost);
+    serde_json::json!({
+        "enckey": {"c": cost, "k": base32_encode(&k), "s": base32_encode(&salt), "t": tag, "v": 1},
+        "issuer": issuer,
+        "type": "totp",
+        "v": 1,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pbkdf2_matches_rfc_7914_vector() {
+        // RFC 7914 section 11: PBKDF2-HMAC-SHA256("passwd", "salt", 1, 64).
+        let mut out = [0u8; 64];
+        pbkdf2_sha256(b"passwd", b"salt", 1, &mut out);
+        assert_eq!(
+            super::super::hex(&out),
+            "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc\
+             49ca9cccf179b645991664b39d77ef317c71b845b1e30bd509112041d3a19783"
+        );
+    }
+
+    /// A secret passlib (under FS 5.9.2) encrypted, with its key and code.
+    #[test]
+    fn fs_secret_vector_decrypts() {
+        let mut secrets = std::collections::BTreeMap::new();
+        secrets.insert("1".to_owned(), "gatehouse-totp-secret-1".to_owned());
+        let stored = r#"{"enckey":{"c":14,"k":"O5TG42MTMDD2A64XOOLLDG27CTKPKFHA","s":"AEBAGBAFAYDQQCIKBMGA","t":"1","v":1},"type":"totp","v":1}"#;
+        let key = read_secret(stored, &secrets).unwrap();
+        assert_eq!(key, b"12345678901234567890");
+        assert_eq!(super::super::totp::code_at(&key, 1_700_000_000), "921300");
+    }
+
+    #[test]
+    fn secrets_round_trip_encrypted_and_in_the_clear() {
+        let key = b"0123456789abcdefghij".to_vec();
+        let mut secrets = std::collections::BTreeMap::new();
+        assert_eq!(
+            read_secret(&write_secret(&key, &secrets, "x"), &secrets).unwrap(),
+            key
+        );
+        secrets.insert("1".to_owned(), "first secret".to_owned());
+        secrets.insert("2".to_owned(), "second secret".to_owned());
+        let stored = write_secret(&key, &secrets, "x");
+        assert!(stored.contains(r#""t":"2""#), "{stored}");
+        assert_eq!(read_secret(&stored, &secrets).unwrap(), key);
+        secrets.remove("2");
+        assert_eq!(
+            read_secret(&stored, &secrets),
+            Err(SecretError::UnknownTag("2".into()))
+        );
+        assert_eq!(read_secret("{}", &secrets), Err(SecretError::Malformed));
+        assert_eq!(read_secret("nope", &secrets), Err(SecretError::Malformed));
+    }
+}
