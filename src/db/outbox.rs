@@ -151,27 +151,6 @@ impl Db {
         Ok(with_pool!(self, p => sqlx::query_as(SQL).bind(id).fetch_optional(p).await)?)
     }
 
-    /// The stored two-factor authenticator secret (FS `tf_totp_secret`).
-    pub async fn totp_secret(&self, user_id: i32) -> Result<Option<String>, DbError> {
-        const SQL: &str = r#"SELECT tf_totp_secret FROM "user" WHERE id = $1"#;
-        let v: Option<Option<String>> = with_pool!(self, p => sqlx::query_scalar(SQL).bind(user_id)
-            .fetch_optional(p).await)?;
-        Ok(v.flatten())
-    }
-
-    /// Records that `user_id` signed in with the code of `counter`, unless a
-    /// code of that step or a later one was used already: false then (a
-    /// replay). One statement, so two uses at once cannot both pass.
-    pub async fn use_totp_counter(&self, user_id: i32, counter: i64) -> Result<bool, DbError> {
-        const SQL: &str = "INSERT INTO gh_tf_counter (user_id, last_counter) VALUES ($1, $2)
-            ON CONFLICT (user_id) DO UPDATE SET last_counter = excluded.last_counter
-            WHERE gh_tf_counter.last_counter < excluded.last_counter
-            RETURNING last_counter";
-        let v: Option<i64> = with_pool!(self, p => sqlx::query_scalar(SQL).bind(user_id).bind(counter)
-            .fetch_optional(p).await)?;
-        Ok(v.is_some())
-    }
-
     /// Whether the user's email is confirmed (FS `confirmed_at` is set).
     pub async fn is_confirmed(&self, user_id: i32) -> Result<bool, DbError> {
         const SQL: &str = r#"SELECT confirmed_at IS NOT NULL FROM "user" WHERE id = $1"#;
