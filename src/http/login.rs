@@ -73,15 +73,7 @@ async fn login(ctx: Ctx<'_>, sub: Result<Submission, Rejected>) -> Result<Reply,
     };
     match outcome {
         Ok(user) => {
-            if ctx.sec.config.notify_new_browser {
-                let marks = ctx
-                    .cookies
-                    .get(cookies::BROWSER_MARKS)
-                    .map(|c| c.value().to_owned())
-                    .unwrap_or_default();
-                let marks = ctx.sec.note_browser(&user, &marks, &ctx.origin()).await?;
-                cookies::set_browser_marks(ctx.cookies, &ctx.sec.config, marks);
-            }
+            ctx.note_browser(&user).await?;
             ctx.signed_in(
                 &user,
                 input.remember(),

@@ -136,6 +136,22 @@ impl<'r> Ctx<'r> {
         }
     }
 
+    /// A sign-in from this browser: the new-browser notice when it is on
+    /// and the browser never signed in to the account.
+    pub async fn note_browser(&self, user: &User) -> Result<(), ApiError> {
+        if !self.sec.config.notify_new_browser {
+            return Ok(());
+        }
+        let marks = self
+            .cookies
+            .get(cookies::BROWSER_MARKS)
+            .map(|c| c.value().to_owned())
+            .unwrap_or_default();
+        let marks = self.sec.note_browser(user, &marks, &self.origin()).await?;
+        cookies::set_browser_marks(self.cookies, &self.sec.config, marks);
+        Ok(())
+    }
+
     /// Counts an auth request from this client address.
     pub fn check_ip(&self) -> Result<(), ApiError> {
         Ok(self.sec.check_ip(self.ip)?)

@@ -82,6 +82,7 @@ async fn tf_validate(ctx: Ctx<'_>, sub: Result<Submission, Rejected>) -> Result<
     match ctx.sec.check_code(&pending.uid, pending.at, code).await {
         Ok(user) => {
             ctx.sec.record_login(&user, ctx.ip).await?;
+            ctx.note_browser(&user).await?;
             ctx.signed_in(
                 &user,
                 pending.rem,

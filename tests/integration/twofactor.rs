@@ -189,3 +189,20 @@ async fn a_browser_is_sent_to_the_code_page() {
     assert_eq!(r.status, Status::Found, "{}", r.body);
     assert_eq!(r.location(), "/account");
 }
+
+/// A two-factor sign-in from a new browser is announced like any other.
+#[rocket::async_test]
+async fn a_new_browser_is_announced_after_the_code() {
+    let app = enrolled(|f| f.merge(("security.notify_new_browser", true))).await;
+    let (mut b, _) = password_step(&app).await;
+    assert_eq!(
+        code_step(&app, &mut b, &code(&app)).await.status,
+        Status::Ok
+    );
+    crate::mailbox::expect_mail(
+        app.mail.path(),
+        "tf@example.com",
+        "New sign-in to your account",
+    )
+    .await;
+}
