@@ -430,6 +430,9 @@ pub struct SecurityConfig {
     /// Mail the old address when the email is changed.
     #[serde(default = "d_true")]
     pub send_email_change_notice: bool,
+    /// Mail a notice when two-factor sign-in is turned on or off.
+    #[serde(default = "d_true")]
+    pub send_two_factor_notice: bool,
     /// Mail a notice on a sign-in from a browser not seen before.
     #[serde(default)]
     pub notify_new_browser: bool,

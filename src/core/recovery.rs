@@ -43,6 +43,10 @@ pub enum Notice {
     EmailChanged,
     /// A sign-in from a browser not seen before.
     NewBrowser,
+    /// Two-factor sign-in was turned on.
+    TwoFactorOn,
+    /// Two-factor sign-in was turned off.
+    TwoFactorOff,
 }
 
 impl Notice {
@@ -53,6 +57,8 @@ impl Notice {
             Notice::PasswordReset => "password_reset",
             Notice::EmailChanged => "email_changed",
             Notice::NewBrowser => "new_browser",
+            Notice::TwoFactorOn => "two_factor_on",
+            Notice::TwoFactorOff => "two_factor_off",
         }
     }
 
@@ -63,6 +69,8 @@ impl Notice {
             Notice::PasswordReset,
             Notice::EmailChanged,
             Notice::NewBrowser,
+            Notice::TwoFactorOn,
+            Notice::TwoFactorOff,
         ]
         .into_iter()
         .find(|n| n.name() == name)
@@ -273,6 +281,7 @@ impl Security {
             Notice::PasswordReset => self.config.send_password_reset_notice,
             Notice::EmailChanged => self.config.send_email_change_notice,
             Notice::NewBrowser => self.config.notify_new_browser,
+            Notice::TwoFactorOn | Notice::TwoFactorOff => self.config.send_two_factor_notice,
         };
         if !on {
             return Ok(());

@@ -19,7 +19,146 @@ pub fn supported(method: Option<&str>) -> bool {
     matches!(method, Some("authenticator" | "google_authenticator"))
 }
 
+/// A started enrolment: what the user's authenticator app needs, and the
+/// state token that finishes it (FS's `/tf-setup` answer).
+#[derive(Debug, Clone)]
+pub struct Enrolment {
+    /// The key, base32 (as apps take it typed).
+    pub b32key: String,
+    /// The `otpauth://` URI (as apps take it scanned).
+    pub uri: String,
+    /// FS's `tf_state_token`: the stored secret, signed (salt
+    /// `tf-setup-salt`), good for `two_factor_setup_within`.
+    pub state_token: String,
+    /// The issuer shown in apps.
+    pub issuer: String,
+}
+
+/// Seconds an enrolment may take (FS `TWO_FACTOR_SETUP_WITHIN`, 30 min).
+const SETUP_WITHIN: u64 = 30 * 60;
+
 impl Security {
+    fn setup_signer(&self) -> super::token::TokenSigner {
+        use secrecy::ExposeSecret;
+        let key =
+            secrecy::SecretString::from(self.config.secret_key.expose().expose_secret().to_owned());
+        super::token::TokenSigner::new(&key, "tf-setup-salt")
+    }
+
+    /// Starts enrolling `user`'s authenticator: a new random key, stored
+    /// nowhere yet (it travels encrypted in the state token until a first
+    /// code proves the app has it). Needs `totp_secrets`: keys are never
+    /// stored in the clear.
+    pub fn start_enrolment(&self, user: &User) -> Result<Enrolment, CoreError> {
+        if self.config.totp_secrets.is_empty() {
+            return Err(CoreError::Validation(super::FieldErrors::one(
+                "setup",
+                "Two-factor sign-in is not set up on this server (security.totp_secrets).",
+            )));
+        }
+        let mut key = [0u8; 20];
+        getrandom::fill(&mut key).expect("the OS random source works");
+        let issuer = self.mail.app_name.clone();
+        let stored = write_secret(&key, &self.config.totp_secrets, &issuer);
+        let state_token = self.setup_signer().mint_value(
+            &serde_json::json!({"method": "authenticator", "phone": null, "totp_secret": stored}),
+            self.now().max(0) as u64,
+        );
+        let b32key = base32_encode(&key);
+        let q = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        let uri = format!(
+            "otpauth://totp/{}:{}?secret={b32key}&issuer={}",
+            q(&issuer),
+            q(&user.email),
+            q(&issuer)
+        );
+        Ok(Enrolment {
+            b32key,
+            uri,
+            state_token,
+            issuer,
+        })
+    }
+
+    /// Finishes an enrolment: the state token (signed, within 30 min) and
+    /// a first code from the app. The secret is stored as FS stores it, and
+    /// this code cannot be used again to sign in.
+    pub async fn finish_enrolment(
+        &self,
+        user: &User,
+        state_token: &str,
+        code: &str,
+        origin: &super::recovery::Origin,
+    ) -> Result<(), CoreError> {
+        let invalid =
+            || CoreError::Validation(super::FieldErrors::one("", super::msg::NOT_A_STRING));
+        let payload = match self.setup_signer().verify_value(
+            state_token,
+            self.now().max(0) as u64,
+            SETUP_WITHIN,
+            self.config.token_clock_skew,
+        ) {
+            Ok(p) => p,
+            Err(super::token::TokenError::Expired) => {
+                return Err(CoreError::Validation(super::FieldErrors::one(
+                    "",
+                    "Setup must be completed within 30 minutes. Please start over.",
+                )))
+            }
+            Err(_) => return Err(invalid()),
+        };
+        let stored = payload
+            .get("totp_secret")
+            .and_then(|s| s.as_str())
+            .ok_or_else(invalid)?;
+        let secret = read_secret(stored, &self.config.totp_secrets).map_err(|_| invalid())?;
+        let key = email_key("acct", &user.email);
+        self.throttle(&key).await?;
+        let now = self.now().max(0) as u64;
+        let step = super::totp::verify(&secret, code, now, self.config.totp_window, None)
+            .ok_or(CoreError::InvalidCode)?;
+        self.db
+            .set_two_factor(user.id, Some(("authenticator", stored)))
+            .await?;
+        self.db.use_totp_counter(user.id, step as i64).await?;
+        self.db.clear_throttle(&key).await?;
+        tracing::info!(
+            event = "tf_enabled",
+            user_id = user.id,
+            "two-factor sign-in turned on"
+        );
+        self.queue_notice(
+            user,
+            super::recovery::Notice::TwoFactorOn,
+            origin,
+            serde_json::json!({}),
+        )
+        .await
+    }
+
+    /// Turns two-factor sign-in off for `user`.
+    pub async fn disable_two_factor(
+        &self,
+        user: &User,
+        origin: &super::recovery::Origin,
+    ) -> Result<(), CoreError> {
+        self.db.set_two_factor(user.id, None).await?;
+        tracing::info!(
+            event = "tf_disabled",
+            user_id = user.id,
+            "two-factor sign-in turned off"
+        );
+        self.queue_notice(
+            user,
+            super::recovery::Notice::TwoFactorOff,
+            origin,
+            serde_json::json!({}),
+        )
+        .await
+    }
+
     /// The second step of a two-factor sign-in: `code` from the
     /// authenticator of the account `uid` names, whose password was right
     /// at `at`. Counted on the account's throttle like a password (six

@@ -549,4 +549,26 @@ impl Db {
             .fetch_optional(p).await)?;
         Ok(v.is_some())
     }
+
+    /// Sets (or, with `None`, removes) the user's two-factor method and its
+    /// stored secret, as FS's `tf_set` / `tf_reset` do; a new method
+    /// forgets the codes used with the old one.
+    pub async fn set_two_factor(
+        &self,
+        user_id: i32,
+        method: Option<(&str, &str)>,
+    ) -> Result<(), DbError> {
+        const SQL: &str = r#"UPDATE "user" SET tf_primary_method = $2, tf_totp_secret = $3,
+            update_datetime = $4 WHERE id = $1"#;
+        const COUNTER: &str = "DELETE FROM gh_tf_counter WHERE user_id = $1";
+        let now = DbTime::now();
+        let (m, secret) = method.unzip();
+        with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            sqlx::query(SQL).bind(user_id).bind(m).bind(secret).bind(now).execute(&mut *tx).await?;
+            sqlx::query(COUNTER).bind(user_id).execute(&mut *tx).await?;
+            tx.commit().await
+        })?;
+        Ok(())
+    }
 }

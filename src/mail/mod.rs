@@ -486,6 +486,16 @@ fn notice_text(what: Notice, app: &str, base: &str, data: &Value) -> (String, St
             ),
             format!("If it was not you, contact the people who run {app} right away: the account is no longer tied to this address."),
         ),
+        Notice::TwoFactorOn => (
+            "Two-factor sign-in is on".into(),
+            format!("Two-factor sign-in was turned on for your {app} account: signing in now also takes a code from an authenticator app."),
+            format!("If it was not you, someone can sign in as you and has tied the account to their phone: reset your password now at {reset} and contact the people who run {app}."),
+        ),
+        Notice::TwoFactorOff => (
+            "Two-factor sign-in is off".into(),
+            format!("Two-factor sign-in was turned off for your {app} account: signing in takes the password alone now."),
+            format!("If it was not you, reset your password now at {reset}: that signs out every session and app that uses your account, then turn two-factor sign-in on again."),
+        ),
         Notice::NewBrowser => (
             "New sign-in to your account".into(),
             format!("Your {app} account was signed in to from a browser it had not seen before."),

@@ -967,4 +967,58 @@ async fn two_factor_enrolled_on_fs_signs_in_here_and_back() {
         "FS signs in with a secret gatehouse wrote: {}",
         r.body
     );
+
+    // Enrolled through gatehouse's /tf-setup: FS takes its codes too.
+    app.user("tf3@example.com").await;
+    let token = app.login_token("tf3@example.com", PASSWORD).await;
+    let r = send(token_header(
+        json_body(
+            app.client.post("/tf-setup"),
+            json!({"setup": "authenticator"}),
+        ),
+        &token,
+    ))
+    .await;
+    let v = r.json()["response"].clone();
+    let key3 = base32_decode(v["tf_authr_b32key"].as_str().unwrap()).unwrap();
+    let state = v["tf_state_token"].as_str().unwrap().to_owned();
+    let r = send(token_header(
+        json_body(
+            app.client.post(format!("/tf-setup/{state}")),
+            json!({"code": code_at(&key3, app.sec().now() as u64)}),
+        ),
+        &token,
+    ))
+    .await;
+    assert_eq!(r.status, rocket::http::Status::Ok, "{}", r.body);
+    let login = fs.send(
+        "POST",
+        "/login",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json"),
+        ],
+        &creds("tf3@example.com", PASSWORD).to_string(),
+    );
+    assert!(
+        login.body.contains(r#""tf_required":true"#),
+        "{}",
+        login.body
+    );
+    let cookie = login.cookie_pair("session").expect("FS's session cookie");
+    let r = fs.send(
+        "POST",
+        "/tf-validate",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json"),
+            ("Cookie", &cookie),
+        ],
+        &json!({"code": code_at(&key3, now())}).to_string(),
+    );
+    assert_eq!(
+        r.status, 200,
+        "FS signs in a user enrolled here: {}",
+        r.body
+    );
 }

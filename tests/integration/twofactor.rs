@@ -206,3 +206,109 @@ async fn a_new_browser_is_announced_after_the_code() {
     )
     .await;
 }
+
+/// Issue 14, item 1 (the JSON API): enrolling here, FS's way; the first
+/// code proves the app has the key; turning it off again.
+#[rocket::async_test]
+async fn enrolling_and_turning_it_off() {
+    use gatehouse::core::totp::base32_decode;
+    let app = app_with(|f| f.merge(("security.totp_secrets", secrets()))).await;
+    app.user("new.tf@example.com").await;
+    let token = app.login_token("new.tf@example.com", PASSWORD).await;
+    let post = |path: &str, body: serde_json::Value| {
+        send(token_header(
+            json_body(app.client.post(path.to_owned()), body),
+            &token,
+        ))
+    };
+    let r = send(accept_json(token_header(
+        app.client.get("/tf-setup"),
+        &token,
+    )))
+    .await;
+    assert_eq!(
+        r.json()["response"]["tf_available_methods"],
+        json!(["authenticator"])
+    );
+
+    let r = post("/tf-setup", json!({"setup": "authenticator"})).await;
+    assert_eq!(r.status, Status::Ok, "{}", r.body);
+    let v = r.json()["response"].clone();
+    let key = base32_decode(v["tf_authr_b32key"].as_str().unwrap()).unwrap();
+    assert!(
+        v["tf_authr_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/"),
+        "{v}"
+    );
+    let state = v["tf_state_token"].as_str().unwrap().to_owned();
+    // Nothing changed yet.
+    app.login_token("new.tf@example.com", PASSWORD).await;
+
+    let r = post(&format!("/tf-setup/{state}"), json!({"code": "000000"})).await;
+    assert_eq!(r.errors(), ["Invalid code"]);
+    let first = code_at(&key, app.sec().now() as u64);
+    let r = post(&format!("/tf-setup/{state}"), json!({"code": first})).await;
+    assert_eq!(r.status, Status::Ok, "{}", r.body);
+    assert_eq!(r.json()["response"]["tf_primary_method"], "authenticator");
+    crate::mailbox::expect_mail(
+        app.mail.path(),
+        "new.tf@example.com",
+        "Two-factor sign-in is on",
+    )
+    .await;
+
+    // Signing in now takes a code; the enrolment's code cannot be replayed.
+    let mut b = Browser::default();
+    let r = b
+        .send(json_body(
+            app.client.post("/login"),
+            json!({"email": "new.tf@example.com", "password": PASSWORD}),
+        ))
+        .await;
+    assert_eq!(r.json()["response"]["tf_required"], true);
+    let r = code_step(&app, &mut b, &first).await;
+    assert_eq!(r.errors(), ["Invalid code"], "the enrolment's code is used");
+    app.clock.advance(Duration::from_secs(30));
+    let r = code_step(&app, &mut b, &code_at(&key, app.sec().now() as u64)).await;
+    assert_eq!(r.status, Status::Ok, "{}", r.body);
+
+    // Off again: the password alone signs in.
+    let r = post("/tf-setup", json!({"setup": "disable"})).await;
+    assert_eq!(r.status, Status::Ok, "{}", r.body);
+    app.login_token("new.tf@example.com", PASSWORD).await;
+    crate::mailbox::expect_mail(
+        app.mail.path(),
+        "new.tf@example.com",
+        "Two-factor sign-in is off",
+    )
+    .await;
+    // A state token is no good for anything else, and expires.
+    let r = post("/tf-setup/garbage", json!({"code": "123456"})).await;
+    assert_eq!(r.status, Status::BadRequest);
+}
+
+#[rocket::async_test]
+async fn enrolling_needs_the_secrets_and_a_recent_sign_in() {
+    let app = app_with(|f| f.merge(("security.freshness", 600))).await;
+    app.user("plain@example.com").await;
+    let token = app.login_token("plain@example.com", PASSWORD).await;
+    let r = send(token_header(
+        json_body(
+            app.client.post("/tf-setup"),
+            json!({"setup": "authenticator"}),
+        ),
+        &token,
+    ))
+    .await;
+    assert_eq!(r.status, Status::BadRequest, "no totp_secrets: {}", r.body);
+    app.clock.advance(Duration::from_secs(601));
+    let r = send(token_header(
+        json_body(app.client.post("/tf-setup"), json!({"setup": "disable"})),
+        &token,
+    ))
+    .await;
+    assert_eq!(r.status, Status::Unauthorized);
+    assert_eq!(r.json()["response"]["reauth_required"], true);
+}
