@@ -276,10 +276,23 @@ impl Security {
         new_password_hash: Option<&str>,
         reason: &'static str,
     ) -> Result<String, CoreError> {
+        self.rotate_from(user_id, None, new_password_hash, reason)
+            .await
+    }
+
+    /// [`Self::rotate`], only while the uniquifier is still `expected` (when
+    /// given); [`CoreError::NoSuchUser`] when it moved on.
+    pub async fn rotate_from(
+        &self,
+        user_id: i32,
+        expected: Option<&str>,
+        new_password_hash: Option<&str>,
+        reason: &'static str,
+    ) -> Result<String, CoreError> {
         let uid = new_uniquifier();
         if !self
             .db
-            .rotate_uniquifier(user_id, &uid, new_password_hash)
+            .rotate_uniquifier(user_id, &uid, new_password_hash, expected)
             .await?
         {
             return Err(CoreError::NoSuchUser);

@@ -261,8 +261,16 @@ impl Hasher {
     /// Checks `s` against a `hash_data` hash from a link (SHA-256-crypt; FS
     /// uses 535,000 rounds), on a hashing thread.
     pub async fn verify_link_hash(&self, hash: String, s: String) -> Result<bool, HashError> {
-        self.run(move || Ok(super::links::verify_hash(&hash, &s)))
-            .await
+        self.cpu(move || super::links::verify_hash(&hash, &s)).await
+    }
+
+    /// Runs other deliberately slow work (key derivation) on the hashing
+    /// threads, within the same bounded slots as password hashing.
+    pub async fn cpu<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        self.run(move || Ok(job())).await
     }
 
     /// Hashes a normalised password for storage (`$2b$`, configured cost).

@@ -86,6 +86,18 @@ pub struct Origin {
     pub user_agent: Option<String>,
 }
 
+/// A reset link that was good when checked: the one way to
+/// [`Security::reset_password`] (the account is only known through it).
+#[derive(Debug, Clone)]
+pub struct ResetLink(User);
+
+impl ResetLink {
+    /// The account the link is for.
+    pub fn user(&self) -> &User {
+        &self.0
+    }
+}
+
 /// What following a confirmation link did.
 #[derive(Debug, Clone)]
 pub enum Confirmed {
@@ -374,7 +386,7 @@ impl Security {
     /// The account a reset link names, while the link is good: signed,
     /// within `reset_password_within`, the account's fs_uniquifier, and its
     /// current password hash (or no password, as when it was minted).
-    pub async fn reset_link_user(&self, token: &str) -> Result<User, CoreError> {
+    pub async fn reset_link_user(&self, token: &str) -> Result<ResetLink, CoreError> {
         let (items, user) = self.open_link(LinkKind::Reset, token).await?;
         if !self
             .link_hash_matches(items.get(1), user.password.as_deref())
@@ -382,23 +394,24 @@ impl Security {
         {
             return Err(link_error(self, LinkKind::Reset, LinkProblem::Invalid));
         }
-        Ok(user)
+        Ok(ResetLink(user))
     }
 
-    /// Sets a new password through a reset link: the link first (as FS),
-    /// then FS's password rules on `password` and `password_confirm`. The
+    /// Sets a new password through a reset link checked by
+    /// [`Self::reset_link_user`] (the link first, as FS), then FS's password
+    /// rules on `password` and `password_confirm`. The
     /// password and fs_uniquifier change in one statement, so every session
     /// and token dies and the link cannot be used again. Clears the
     /// account's sign-in throttle and queues the notice. Returns the user
     /// as stored now.
     pub async fn reset_password(
         &self,
-        token: &str,
+        link: ResetLink,
         new: &str,
         confirm: &str,
         origin: &Origin,
     ) -> Result<User, CoreError> {
-        let user = self.reset_link_user(token).await?;
+        let ResetLink(user) = link;
         let new = password::normalize(new);
         let confirm = password::normalize(confirm);
         let mut errors = FieldErrors::default();
@@ -414,20 +427,18 @@ impl Security {
         let hash = self.hasher.hash(&new).await?;
         // Only from the state the link was checked against: of two uses of
         // one link at once, one wins and the other is refused.
-        let uid = super::new_uniquifier();
-        if !self
-            .db
-            .rotate_uniquifier_from(user.id, &user.fs_uniquifier, &uid, &hash)
-            .await?
-        {
-            return Err(link_error(self, LinkKind::Reset, LinkProblem::Invalid));
-        }
-        tracing::info!(
-            event = "rotation",
-            reason = "password_reset",
-            user_id = user.id,
-            "fs_uniquifier rotated: every session and token revoked"
-        );
+        let uid = self
+            .rotate_from(
+                user.id,
+                Some(&user.fs_uniquifier),
+                Some(&hash),
+                "password_reset",
+            )
+            .await
+            .map_err(|e| match e {
+                CoreError::NoSuchUser => link_error(self, LinkKind::Reset, LinkProblem::Invalid),
+                e => e,
+            })?;
         self.db
             .clear_throttle(&email_key("acct", &user.email))
             .await?;

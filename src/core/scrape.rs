@@ -35,11 +35,6 @@ impl Scraper {
         }
     }
 
-    /// Whether a token is required.
-    pub fn needs_token(&self) -> bool {
-        self.token.is_some()
-    }
-
     /// The exposition, with the pool's state as of now.
     pub fn render(&self) -> String {
         self.metrics.render(self.db.pool_state())

@@ -49,7 +49,7 @@ impl Security {
     /// nowhere yet (it travels encrypted in the state token until a first
     /// code proves the app has it). Needs `totp_secrets`: keys are never
     /// stored in the clear.
-    pub fn start_enrolment(&self, user: &User) -> Result<Enrolment, CoreError> {
+    pub async fn start_enrolment(&self, user: &User) -> Result<Enrolment, CoreError> {
         if self.config.totp_secrets.is_empty() {
             return Err(CoreError::Validation(super::FieldErrors::one(
                 "setup",
@@ -59,7 +59,12 @@ impl Security {
         let mut key = [0u8; 20];
         getrandom::fill(&mut key).expect("the OS random source works");
         let issuer = self.mail.app_name.clone();
-        let stored = write_secret(&key, &self.config.totp_secrets, &issuer);
+        let (secrets, name) = (self.config.totp_secrets.clone(), issuer.clone());
+        // Its key derivation (2^14 PBKDF2 rounds) runs on the hashing threads.
+        let stored = self
+            .hasher
+            .cpu(move || write_secret(&key, &secrets, &name))
+            .await?;
         let state_token = self.setup_signer().mint_value(
             &serde_json::json!({"method": "authenticator", "phone": null, "totp_secret": stored}),
             self.now().max(0) as u64,
@@ -113,12 +118,11 @@ impl Security {
             .get("totp_secret")
             .and_then(|s| s.as_str())
             .ok_or_else(invalid)?;
-        let secret = read_secret(stored, &self.config.totp_secrets).map_err(|_| invalid())?;
-        let key = email_key("acct", &user.email);
-        self.throttle(&key).await?;
-        let now = self.now().max(0) as u64;
-        let step = super::totp::verify(&secret, code, now, self.config.totp_window, None)
-            .ok_or(CoreError::InvalidCode)?;
+        let secret = self
+            .stored_key(stored.to_owned())
+            .await?
+            .map_err(|_| invalid())?;
+        let (step, key) = self.code_step(user, &secret, code).await?;
         self.db
             .set_two_factor(user.id, Some(("authenticator", stored)))
             .await?;
@@ -159,6 +163,34 @@ impl Security {
         .await
     }
 
+    /// The key in a stored secret, derived on the hashing threads (its
+    /// PBKDF2 takes 2^14 rounds).
+    async fn stored_key(&self, stored: String) -> Result<Result<Vec<u8>, SecretError>, CoreError> {
+        let secrets = self.config.totp_secrets.clone();
+        Ok(self
+            .hasher
+            .cpu(move || read_secret(&stored, &secrets))
+            .await?)
+    }
+
+    /// A code attempt on `user`'s account: counted on its sign-in throttle
+    /// first (six digits are guessable otherwise), then the step whose code
+    /// it is for `key`, within `totp_window` steps of now. Returns the step
+    /// and the throttle key, to clear once the code is accepted.
+    async fn code_step(
+        &self,
+        user: &User,
+        key: &[u8],
+        code: &str,
+    ) -> Result<(u64, String), CoreError> {
+        let throttle = email_key("acct", &user.email);
+        self.throttle(&throttle).await?;
+        let now = self.now().max(0) as u64;
+        let step = super::totp::verify(key, code, now, self.config.totp_window, None)
+            .ok_or(CoreError::InvalidCode)?;
+        Ok((step, throttle))
+    }
+
     /// The second step of a two-factor sign-in: `code` from the
     /// authenticator of the account `uid` names, whose password was right
     /// at `at`. Counted on the account's throttle like a password (six
@@ -174,16 +206,12 @@ impl Security {
             .await?
             .filter(|u| u.active && supported(u.tf_primary_method.as_deref()))
             .ok_or(CoreError::NoCodeExpected)?;
-        let key = email_key("acct", &user.email);
-        self.throttle(&key).await?;
         let stored = self.db.totp_secret(user.id).await?.unwrap_or_default();
-        let secret = read_secret(&stored, &self.config.totp_secrets).map_err(|e| {
+        let secret = self.stored_key(stored).await?.map_err(|e| {
             tracing::error!(user_id = user.id, error = %e, "the account's authenticator secret cannot be read: set security.totp_secrets as Flask-Security's SECURITY_TOTP_SECRETS");
             CoreError::Internal(format!("tf_totp_secret: {e}"))
         })?;
-        let now = self.now().max(0) as u64;
-        let step = super::totp::verify(&secret, code, now, self.config.totp_window, None)
-            .ok_or(CoreError::InvalidCode)?;
+        let (step, key) = self.code_step(&user, &secret, code).await?;
         if !self.db.use_totp_counter(user.id, step as i64).await? {
             tracing::warn!(
                 event = "tf_replay",

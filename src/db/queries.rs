@@ -196,47 +196,26 @@ impl Db {
     /// Replaces the fs_uniquifier (and, when given, the password hash, in
     /// the same statement): every session and token of the user dies at
     /// once. Their session rows, dead from that moment, go in the same
-    /// transaction. Returns false when the user no longer exists.
+    /// transaction. With `expected`, only while the uniquifier is still that
+    /// one (a compare-and-set: of two uses of one reset link at once, one
+    /// wins). Returns false when nothing changed (no such user, or the
+    /// uniquifier moved on).
     pub async fn rotate_uniquifier(
         &self,
         user_id: i32,
         uniquifier: &str,
         password_hash: Option<&str>,
+        expected: Option<&str>,
     ) -> Result<bool, DbError> {
         const SQL: &str = r#"UPDATE "user" SET fs_uniquifier = $2,
-            password = COALESCE($3, password), update_datetime = $4 WHERE id = $1"#;
+            password = COALESCE($3, password), update_datetime = $4
+            WHERE id = $1 AND fs_uniquifier = COALESCE($5, fs_uniquifier)"#;
         const SESSIONS: &str = "DELETE FROM gh_session WHERE user_id = $1";
         let now = DbTime::now();
         let done = with_pool!(self, p => {
             let mut tx = p.begin().await?;
             let done = sqlx::query(SQL)
-                .bind(user_id).bind(uniquifier).bind(password_hash).bind(now)
-                .execute(&mut *tx).await?.rows_affected();
-            sqlx::query(SESSIONS).bind(user_id).execute(&mut *tx).await?;
-            tx.commit().await?;
-            Ok(done)
-        })?;
-        Ok(done == 1)
-    }
-
-    /// [`Db::rotate_uniquifier`] with a new password, only while the
-    /// uniquifier is still `old`: false when it changed meanwhile (another
-    /// use of the same reset link won).
-    pub async fn rotate_uniquifier_from(
-        &self,
-        user_id: i32,
-        old: &str,
-        uniquifier: &str,
-        password_hash: &str,
-    ) -> Result<bool, DbError> {
-        const SQL: &str = r#"UPDATE "user" SET fs_uniquifier = $3, password = $4, update_datetime = $5
-            WHERE id = $1 AND fs_uniquifier = $2"#;
-        const SESSIONS: &str = "DELETE FROM gh_session WHERE user_id = $1";
-        let now = DbTime::now();
-        let done = with_pool!(self, p => {
-            let mut tx = p.begin().await?;
-            let done = sqlx::query(SQL)
-                .bind(user_id).bind(old).bind(uniquifier).bind(password_hash).bind(now)
+                .bind(user_id).bind(uniquifier).bind(password_hash).bind(now).bind(expected)
                 .execute(&mut *tx).await?.rows_affected();
             if done == 1 {
                 sqlx::query(SESSIONS).bind(user_id).execute(&mut *tx).await?;

@@ -183,6 +183,11 @@ impl ApiError {
 /// `/login?next=<path and query>`, with `/` and `?` kept and `=`, `&`
 /// percent-encoded, as FS does.
 pub fn login_redirect_target(req: &Request<'_>) -> String {
+    redirect_with_next(req, "/login")
+}
+
+/// `<page>?next=<path and query>`, encoded as [`login_redirect_target`].
+fn redirect_with_next(req: &Request<'_>, page: &str) -> String {
     use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
     const KEEP: &AsciiSet = &NON_ALPHANUMERIC
         .remove(b'-')
@@ -207,7 +212,7 @@ pub fn login_redirect_target(req: &Request<'_>) -> String {
         target.push('?');
         target.push_str(q.as_str());
     }
-    format!("/login?next={}", utf8_percent_encode(&target, KEEP))
+    format!("{page}?next={}", utf8_percent_encode(&target, KEEP))
 }
 
 impl<'r> Responder<'r, 'static> for ApiError {
@@ -221,8 +226,7 @@ impl<'r> Responder<'r, 'static> for ApiError {
                 Redirect::found(login_redirect_target(req)).respond_to(req)
             }
             ApiError::ReauthRequired => {
-                let target = login_redirect_target(req).replacen("/login", "/verify", 1);
-                Redirect::found(target).respond_to(req)
+                Redirect::found(redirect_with_next(req, "/verify")).respond_to(req)
             }
             _ => {
                 let env = self.envelope();

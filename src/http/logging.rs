@@ -1,6 +1,6 @@
-//! Logs: one line per request (method, path, status, latency, request id;
-//! also counted in the metrics by route template)
-//! and one event per auth outcome, emitted where it happens. Users are named
+//! Logs: one line per request (method, route template or unmatched path,
+//! status, latency, request id; also counted in the metrics) and one event
+//! per auth outcome, emitted where it happens. Users are named
 //! by id only; tokens, passwords, cookies and query strings are never logged.
 
 use std::time::Instant;
@@ -66,27 +66,24 @@ impl Fairing for RequestLog {
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
         let s = stamp(req);
         let elapsed = s.start.elapsed().as_secs_f64();
+        // A matched route is named by its template (`/reset/<token>`), in
+        // the log and the metrics alike: no path parameter (a link's token
+        // is a credential) reaches either, and the label set stays bounded.
+        // Only a path no route serves is logged as it came (never its query:
+        // that may carry tokens or emails).
+        let route = req.route().map(|r| r.uri.path());
         if let Some(sec) = req.rocket().state::<crate::core::Security>() {
-            let route = req
-                .route()
-                .map_or_else(|| "unmatched".to_owned(), |r| r.uri.path().to_string());
             sec.metrics.request(
                 &RequestLabels {
                     method: req.method().as_str(),
-                    route,
+                    route: route.unwrap_or("unmatched").to_owned(),
                     status: res.status().code,
                 },
                 elapsed,
             );
         }
         let latency_ms = (elapsed * 100_000.0).round() / 100.0;
-        // The path only: query strings may carry tokens (auth_token) or
-        // emails. A link's token in the path (`/reset/<token>`) is a
-        // credential too: such routes log their template instead.
-        let path = match req.route() {
-            Some(r) if r.uri.path().contains("<token>") => r.uri.path().to_string(),
-            _ => req.uri().path().to_string(),
-        };
+        let path = route.unwrap_or_else(|| req.uri().path().as_str());
         tracing::info!(
             target: "gatehouse::request",
             method = %req.method(),

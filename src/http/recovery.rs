@@ -105,10 +105,10 @@ async fn reset_page(ctx: Ctx<'_>, token: &str) -> Result<Reply, ApiError> {
         Ok(_) if ctx.json => Ok(Reply::Json(Envelope::ok(
             obj! { "csrf_token" => ctx.csrf_token() },
         ))),
-        Ok(user) => Ok(page(
+        Ok(link) => Ok(page(
             &ctx,
             "reset",
-            obj! { "token" => token, "email" => user.email },
+            obj! { "token" => token, "email" => link.user().email.clone() },
             None,
         )),
         Err(e) => link_refused(&ctx, "forgot", e, None),
@@ -133,26 +133,21 @@ async fn reset(
         Err(r) => return ctx.rejected("reset", r, values, None),
     };
     let [password, confirm] = sub.input.texts(["password", "password_confirm"])?;
+    let link = match ctx.sec.reset_link_user(token).await {
+        Ok(link) => link,
+        Err(e) => return link_refused(&ctx, "forgot", e, None),
+    };
+    let email = link.user().email.clone();
     let user = match ctx
         .sec
-        .reset_password(token, password, confirm, &ctx.origin())
+        .reset_password(link, password, confirm, &ctx.origin())
         .await
     {
         Ok(user) => user,
         Err(e @ CoreError::Link { .. }) => return link_refused(&ctx, "forgot", e, None),
         Err(e) => {
-            let email = ctx
-                .sec
-                .reset_link_user(token)
-                .await
-                .map(|u| u.email)
-                .unwrap_or_default();
-            return ctx.flow_failure(
-                "reset",
-                e,
-                obj! { "token" => token, "email" => email },
-                None,
-            );
+            let values = obj! { "token" => token, "email" => email };
+            return ctx.flow_failure("reset", e, values, None);
         }
     };
     let may_sign_in = ctx.sec.config.auto_login_after_reset

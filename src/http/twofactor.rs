@@ -138,7 +138,7 @@ async fn setup(
     fresh?;
     match input.text("setup")? {
         "authenticator" => {
-            let e = ctx.sec.start_enrolment(&auth.user)?;
+            let e = ctx.sec.start_enrolment(&auth.user).await?;
             let grouped: Vec<String> = e
                 .b32key
                 .as_bytes()

@@ -2,7 +2,6 @@
 //! a token or on its own address; what it counts is what happened.
 
 use rocket::http::{Header, Status};
-use serde_json::json;
 
 use crate::common::*;
 use crate::process::{env, free_port, http, wait_until_listening, Server};
@@ -191,23 +190,10 @@ async fn limit_hits_are_counted_by_scope() {
 /// counted as such.
 #[rocket::async_test]
 async fn busy_hashing_and_failed_database_calls_are_counted() {
-    let app = app_with(|f| {
-        f.merge(("security.metrics_token", TOKEN))
-            .merge(("security.hash_slots", 1))
-            .merge(("security.hash_admission_ms", 1))
-            .merge(("security.bcrypt_cost", 10))
-    })
-    .await;
-    app.user("busy@example.com").await;
-    let logins: Vec<_> = (0..6)
-        .map(|_| {
-            app.post_json(
-                "/login",
-                json!({"email": "busy@example.com", "password": PASSWORD}),
-            )
-        })
-        .collect();
-    let results = crate::register::futures_join_all(logins).await;
+    let app =
+        app_with(|f| crate::outage::one_hashing_slot(f.merge(("security.metrics_token", TOKEN))))
+            .await;
+    let results = crate::outage::sign_in_burst(&app).await;
     let busy = results
         .iter()
         .filter(|r| r.status == Status::ServiceUnavailable)

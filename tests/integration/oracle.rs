@@ -93,6 +93,30 @@ impl Fs {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// A two-factor sign-in on FS: the password (FS answers tf_required and
+    /// keeps the pending state in its session cookie), then `code`.
+    fn sign_in_with_code(&self, email: &str, code: &str) -> HttpResp {
+        let json = [
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json"),
+        ];
+        let login = self.send("POST", "/login", &json, &creds(email, PASSWORD).to_string());
+        assert!(
+            login.body.contains(r#""tf_required":true"#),
+            "{}",
+            login.body
+        );
+        let cookie = login.cookie_pair("session").expect("FS's session cookie");
+        let mut headers = json.to_vec();
+        headers.push(("Cookie", &cookie));
+        self.send(
+            "POST",
+            "/tf-validate",
+            &headers,
+            &json!({ "code": code }).to_string(),
+        )
+    }
+
     /// The token of the newest mail FS wrote with this subject to `to`.
     fn mailed_token(&self, to: &str, subject: &str) -> String {
         let dir = self._dir.path().join("mail");
@@ -934,34 +958,7 @@ async fn two_factor_enrolled_on_fs_signs_in_here_and_back() {
     crate::on_pool!(&app, p => sqlx::query(
         r#"UPDATE "user" SET tf_primary_method = 'authenticator', tf_totp_secret = $1 WHERE email = $2"#)
         .bind(&stored).bind("tf2@example.com").execute(p).await.map(|_| ()).unwrap());
-    let r = fs.json(
-        "POST",
-        "/login",
-        Some(creds("tf2@example.com", PASSWORD)),
-        None,
-    );
-    assert_eq!(r.body["response"]["tf_required"], true, "{r:?}");
-    // FS keeps the pending state in its session cookie.
-    let login = fs.send(
-        "POST",
-        "/login",
-        &[
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json"),
-        ],
-        &creds("tf2@example.com", PASSWORD).to_string(),
-    );
-    let cookie = login.cookie_pair("session").expect("FS's session cookie");
-    let r = fs.send(
-        "POST",
-        "/tf-validate",
-        &[
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json"),
-            ("Cookie", &cookie),
-        ],
-        &json!({"code": code_at(&key2, now())}).to_string(),
-    );
+    let r = fs.sign_in_with_code("tf2@example.com", &code_at(&key2, now()));
     assert_eq!(
         r.status, 200,
         "FS signs in with a secret gatehouse wrote: {}",
@@ -971,17 +968,7 @@ async fn two_factor_enrolled_on_fs_signs_in_here_and_back() {
     // Enrolled through gatehouse's /tf-setup: FS takes its codes too.
     app.user("tf3@example.com").await;
     let token = app.login_token("tf3@example.com", PASSWORD).await;
-    let r = send(token_header(
-        json_body(
-            app.client.post("/tf-setup"),
-            json!({"setup": "authenticator"}),
-        ),
-        &token,
-    ))
-    .await;
-    let v = r.json()["response"].clone();
-    let key3 = base32_decode(v["tf_authr_b32key"].as_str().unwrap()).unwrap();
-    let state = v["tf_state_token"].as_str().unwrap().to_owned();
+    let (key3, state) = crate::twofactor::start_enrolment_here(&app, &token).await;
     let r = send(token_header(
         json_body(
             app.client.post(format!("/tf-setup/{state}")),
@@ -991,31 +978,7 @@ async fn two_factor_enrolled_on_fs_signs_in_here_and_back() {
     ))
     .await;
     assert_eq!(r.status, rocket::http::Status::Ok, "{}", r.body);
-    let login = fs.send(
-        "POST",
-        "/login",
-        &[
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json"),
-        ],
-        &creds("tf3@example.com", PASSWORD).to_string(),
-    );
-    assert!(
-        login.body.contains(r#""tf_required":true"#),
-        "{}",
-        login.body
-    );
-    let cookie = login.cookie_pair("session").expect("FS's session cookie");
-    let r = fs.send(
-        "POST",
-        "/tf-validate",
-        &[
-            ("Content-Type", "application/json"),
-            ("Accept", "application/json"),
-            ("Cookie", &cookie),
-        ],
-        &json!({"code": code_at(&key3, now())}).to_string(),
-    );
+    let r = fs.sign_in_with_code("tf3@example.com", &code_at(&key3, now()));
     assert_eq!(
         r.status, 200,
         "FS signs in a user enrolled here: {}",

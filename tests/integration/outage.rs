@@ -134,16 +134,15 @@ async fn a_locked_database_is_503_within_the_timeout() {
     assert_eq!(r.status, Status::Ok, "{}", r.body);
 }
 
-/// All hashing slots busy past the admission timeout: 503 at once, not a
-/// queue that grows without bound; the service recovers after the burst.
-#[rocket::async_test]
-async fn full_hashing_slots_answer_503_with_retry_after() {
-    let app = app_with(|f| {
-        f.merge(("security.hash_slots", 1))
-            .merge(("security.hash_admission_ms", 1))
-            .merge(("security.bcrypt_cost", 10))
-    })
-    .await;
+/// One hashing slot, no waiting for it, slow hashes: a burst overflows.
+pub fn one_hashing_slot(f: rocket::figment::Figment) -> rocket::figment::Figment {
+    f.merge(("security.hash_slots", 1))
+        .merge(("security.hash_admission_ms", 1))
+        .merge(("security.bcrypt_cost", 10))
+}
+
+/// Six sign-ins at once of one account (created here).
+pub async fn sign_in_burst(app: &TestApp) -> Vec<Resp> {
     app.user("busy@example.com").await;
     let logins: Vec<_> = (0..6)
         .map(|_| {
@@ -153,7 +152,15 @@ async fn full_hashing_slots_answer_503_with_retry_after() {
             )
         })
         .collect();
-    let results = crate::register::futures_join_all(logins).await;
+    crate::register::futures_join_all(logins).await
+}
+
+/// All hashing slots busy past the admission timeout: 503 at once, not a
+/// queue that grows without bound; the service recovers after the burst.
+#[rocket::async_test]
+async fn full_hashing_slots_answer_503_with_retry_after() {
+    let app = app_with(one_hashing_slot).await;
+    let results = sign_in_burst(&app).await;
     let busy: Vec<&Resp> = results
         .iter()
         .filter(|r| r.status == Status::ServiceUnavailable)

@@ -207,11 +207,34 @@ async fn a_new_browser_is_announced_after_the_code() {
     .await;
 }
 
+/// Starts enrolling the token's account here (POST /tf-setup): the key an
+/// app would scan, and the state token that finishes it.
+pub async fn start_enrolment_here(app: &TestApp, token: &str) -> (Vec<u8>, String) {
+    let r = send(token_header(
+        json_body(
+            app.client.post("/tf-setup"),
+            json!({"setup": "authenticator"}),
+        ),
+        token,
+    ))
+    .await;
+    assert_eq!(r.status, Status::Ok, "{}", r.body);
+    let v = r.json()["response"].clone();
+    assert!(
+        v["tf_authr_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/"),
+        "{v}"
+    );
+    let key = gatehouse::core::totp::base32_decode(v["tf_authr_b32key"].as_str().unwrap()).unwrap();
+    (key, v["tf_state_token"].as_str().unwrap().to_owned())
+}
+
 /// Issue 14, item 1 (the JSON API): enrolling here, FS's way; the first
 /// code proves the app has the key; turning it off again.
 #[rocket::async_test]
 async fn enrolling_and_turning_it_off() {
-    use gatehouse::core::totp::base32_decode;
     let app = app_with(|f| f.merge(("security.totp_secrets", secrets()))).await;
     app.user("new.tf@example.com").await;
     let token = app.login_token("new.tf@example.com", PASSWORD).await;
@@ -231,18 +254,7 @@ async fn enrolling_and_turning_it_off() {
         json!(["authenticator"])
     );
 
-    let r = post("/tf-setup", json!({"setup": "authenticator"})).await;
-    assert_eq!(r.status, Status::Ok, "{}", r.body);
-    let v = r.json()["response"].clone();
-    let key = base32_decode(v["tf_authr_b32key"].as_str().unwrap()).unwrap();
-    assert!(
-        v["tf_authr_uri"]
-            .as_str()
-            .unwrap()
-            .starts_with("otpauth://totp/"),
-        "{v}"
-    );
-    let state = v["tf_state_token"].as_str().unwrap().to_owned();
+    let (key, state) = start_enrolment_here(&app, &token).await;
     // Nothing changed yet.
     app.login_token("new.tf@example.com", PASSWORD).await;
 

@@ -153,11 +153,14 @@ async fn token_max_age_is_configurable() {
 
 #[rocket::async_test]
 async fn session_lifetime_is_enforced_on_the_server() {
-    let app = app_with(|f| f.merge(("security.session_max_age", 1))).await;
+    // A lifetime long enough that a loaded machine never crosses it between
+    // the sign-in and the first request (1 s did, on CI's PostgreSQL leg);
+    // the clock is moved past it instead.
+    let app = app_with(|f| f.merge(("security.session_max_age", 30))).await;
     app.user("s@example.com").await;
     let mut b = app.browser_login("s@example.com", PASSWORD).await;
     assert_eq!(b.send(app.client.get("/api/me")).await.status, Status::Ok);
-    app.clock.advance(std::time::Duration::from_millis(2100));
+    app.clock.advance(std::time::Duration::from_secs(31));
     let r = b.send(accept_json(app.client.get("/api/me"))).await;
     assert_eq!(
         r.status,

@@ -166,7 +166,7 @@ async fn revoked_and_deactivated_tokens_and_odd_transport() {
     );
     app.dbh().set_active(user.id, true).await.unwrap();
     app.dbh()
-        .rotate_uniquifier(user.id, &gatehouse::core::new_uniquifier(), None)
+        .rotate_uniquifier(user.id, &gatehouse::core::new_uniquifier(), None, None)
         .await
         .unwrap();
     assert_eq!(
