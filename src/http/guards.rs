@@ -554,6 +554,12 @@ impl<'r> FromRequest<'r> for MaybeUser {
 /// sensitive change (`security.freshness`, FS's freshness): a session's
 /// sign-in or `/verify` time, or the `fs_paa` inside a token. Otherwise
 /// [`ApiError::ReauthRequired`].
+///
+/// It only identifies the caller: the CSRF rule of an unsafe request is
+/// its data guard's ([`Submission`], [`AuthedSubmission`]), which reads the
+/// form's `csrf_token` too (a header-only check here refused every form).
+/// Every unsafe route has one; `tests/integration/csrf_routes.rs` walks
+/// the route table to prove it.
 #[derive(Debug, Clone)]
 pub struct Fresh(pub AuthUser);
 
@@ -562,8 +568,9 @@ impl<'r> FromRequest<'r> for Fresh {
     type Error = ApiError;
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, ApiError> {
-        let auth = match authenticate(req).await {
-            Ok(auth) => auth,
+        let auth = match identify(req).await {
+            Ok(Some(auth)) => auth,
+            Ok(None) => return fail(req, ApiError::Unauthenticated { basic: false }),
             Err(e) => return fail(req, e),
         };
         let sec = security(req);
