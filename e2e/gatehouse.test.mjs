@@ -2,6 +2,7 @@
 // Each scenario saves a screenshot under target/e2e/<leg>/ for review.
 
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { after, before, test } from "node:test";
 
 import { PASSWORD, email, launchBrowser, mails, newPage, register, shot, sleep, startServer } from "./harness.mjs";
@@ -363,5 +364,85 @@ scenario("forgot password: the mail's link sets a new password and the other bro
   const c = await profile();
   await signIn(c, address, { password: newPassword });
   assert.equal(await meStatus(c), 200, "the new password signs in");
+  noProblems();
+});
+
+/** RFC 6238: the 6-digit code of a base32 `key` for the 30-second step
+ * holding `unixSeconds`, as an authenticator app computes it. */
+function totp(key, unixSeconds) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const ch of key.replace(/[\s=-]/g, "").toUpperCase()) {
+    bits += alphabet.indexOf(ch).toString(2).padStart(5, "0");
+  }
+  const bytes = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(unixSeconds / 30)));
+  const mac = createHmac("sha1", bytes).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  const value = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
+  return String(value).padStart(6, "0");
+}
+
+scenario("two-factor: enrol from the setup page's key, sign in with a code, then with a recovery code", async () => {
+  const address = email("twofactor");
+  await register(server.base, address);
+  const page = await profile();
+  await signIn(page, address);
+  await page.goto("/account");
+  await page.getByRole("link", { name: "Two-factor settings" }).click();
+  await page.waitForURL("/tf-setup");
+  await page.getByRole("button", { name: "Set up an authenticator app" }).click();
+  await page.locator("#tf-qr svg").waitFor();
+  const key = (await page.locator("#tf-key").textContent()).trim();
+  assert.match(key, /^[A-Z2-7]{32}$/, "the key as text");
+  await shot(page, "11a-tf-setup-qr");
+  const now = () => Date.now() / 1000;
+  await page.getByLabel("Then type the code the app shows").fill(totp(key, now()));
+  await page.getByRole("button", { name: "Turn on" }).click();
+  await page.locator("#flash").getByText("Two-factor sign-in is on").waitFor();
+  await mailTo(address, (m) => m.subject.includes("Two-factor sign-in is on"));
+
+  await page.getByRole("link", { name: "Recovery codes" }).click();
+  await page.getByRole("button", { name: "Make a new set of codes" }).click();
+  const codes = await page.locator("#recovery-codes li").allTextContents();
+  assert.equal(codes.length, 5, `five codes: ${codes}`);
+  await shot(page, "11b-recovery-codes");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL("/");
+  assert.equal(await meStatus(page), 401);
+
+  // The password, then a code: the enrolment used this step's code, so
+  // the app's next one (accepted one step early) signs in.
+  const b = await profile();
+  await b.goto("/login");
+  await b.getByLabel("Email").fill(address);
+  await b.getByLabel("Password").fill(PASSWORD);
+  await b.getByRole("button", { name: "Sign in" }).click();
+  await b.waitForURL((u) => u.pathname === "/tf-validate");
+  assert.equal(await meStatus(b), 401, "not signed in before the code");
+  await b.getByLabel("Code").fill("000000");
+  await b.getByRole("button", { name: "Sign in" }).click();
+  await b.getByText("Invalid code").waitFor();
+  await b.getByLabel("Code").fill(totp(key, now() + 30));
+  await b.getByRole("button", { name: "Sign in" }).click();
+  await b.waitForURL((u) => u.pathname === "/");
+  await b.locator("#flash").getByText("You are signed in.").waitFor();
+  assert.equal(await meStatus(b), 200);
+
+  // No phone: a recovery code, once.
+  const c = await profile();
+  await c.goto("/login");
+  await c.getByLabel("Email").fill(address);
+  await c.getByLabel("Password").fill(PASSWORD);
+  await c.getByRole("button", { name: "Sign in" }).click();
+  await c.waitForURL((u) => u.pathname === "/tf-validate");
+  await c.getByRole("link", { name: "Use a recovery code" }).click();
+  await c.getByLabel("Recovery code").fill(codes[0]);
+  await c.getByRole("button", { name: "Sign in" }).click();
+  await c.waitForURL((u) => u.pathname === "/");
+  assert.equal(await meStatus(c), 200);
+  await mailTo(address, (m) => m.subject.includes("A recovery code was used"));
+  await shot(c, "11c-signed-in-with-recovery-code");
   noProblems();
 });

@@ -126,7 +126,8 @@ export async function startServer() {
       // graceful shutdown for the whole default grace of 10 s.
       ROCKET_SHUTDOWN: "{grace=2,mercy=1}",
       ROCKET_SECURITY:
-        `{secret_key="${secret()}",password_salt="${secret()}",bcrypt_cost=4,` + `public_url="${base}"}`,
+        `{secret_key="${secret()}",password_salt="${secret()}",bcrypt_cost=4,` +
+        `public_url="${base}",totp_secrets={1="${secret()}"}}`,
       ROCKET_MAIL:
         `{transport="smtp",smtp_host="127.0.0.1",smtp_port=${sink.port},` +
         `smtp_security="none",from="Gatehouse <no-reply@example.com>"}`,

@@ -44,6 +44,9 @@ pub fn check_rocket_secret(figment: &Figment) -> Result<(), ConfigError> {
 pub const DEV_SECRET_KEY: &str = "gatehouse-DEVELOPMENT-ONLY-secret-key";
 /// Used in debug builds when `security.password_salt` is not set. NEVER in release.
 pub const DEV_PASSWORD_SALT: &str = "gatehouse-DEVELOPMENT-ONLY-password-salt";
+/// `security.totp_secrets` of debug builds that set none, so two-factor
+/// sign-in works under `cargo run` with no setup.
+pub const DEV_TOTP_SECRET: &str = "gatehouse-DEVELOPMENT-ONLY-totp-secret";
 
 /// A configuration that must not start, with the key it is about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -264,6 +267,8 @@ defaults! {
     d_freshness: u64 = 86_400;
     d_totp_window: u64 = 1;
     d_tf_pending: u64 = 300;
+    d_recovery_codes_n: usize = 5;
+    d_tf_login_validity: u64 = 30 * 86_400;
     d_mail_dir: String = "mail".into();
     d_mail_from: String = "gatehouse <no-reply@localhost>".into();
     d_app_name: String = "gatehouse".into();
@@ -439,7 +444,7 @@ pub struct SecurityConfig {
     /// Flask-Security's `SECURITY_TOTP_SECRETS`: tag -> secret, which
     /// encrypt the authenticator keys in `tf_totp_secret`. Needed to sign
     /// in accounts that enrolled in two-factor through Flask-Security.
-    #[serde(default)]
+    #[serde(default, serialize_with = "serialize_secret_map")]
     pub totp_secrets: std::collections::BTreeMap<String, String>,
     /// Authenticator steps (30 s) before and after now whose codes count.
     #[serde(default = "d_totp_window")]
@@ -447,6 +452,38 @@ pub struct SecurityConfig {
     /// Seconds between the password and the code of a two-factor sign-in.
     #[serde(default = "d_tf_pending")]
     pub two_factor_within: u64,
+    /// Offer one-time recovery codes for two-factor sign-in (FS
+    /// `MULTI_FACTOR_RECOVERY_CODES`; on here, off in FS).
+    #[serde(default = "d_true")]
+    pub recovery_codes: bool,
+    /// Codes in a set (FS `MULTI_FACTOR_RECOVERY_CODES_N`).
+    #[serde(default = "d_recovery_codes_n")]
+    pub recovery_codes_n: usize,
+    /// Fernet keys that encrypt stored recovery codes, newest first (FS
+    /// `MULTI_FACTOR_RECOVERY_CODES_KEYS`); empty: stored in the clear, as FS.
+    #[serde(default, serialize_with = "serialize_secret_list")]
+    pub recovery_codes_keys: Vec<String>,
+    /// Seconds an encrypted recovery code stays good (FS
+    /// `MULTI_FACTOR_RECOVERY_CODE_TTL`); none: for ever.
+    #[serde(default)]
+    pub recovery_code_ttl: Option<u64>,
+    /// Ask for a code at every sign-in (FS `TWO_FACTOR_ALWAYS_VALIDATE`).
+    /// Off: a sign-in with "remember me" gets the `tf_validity` cookie and
+    /// that browser skips the code for `two_factor_login_validity`.
+    #[serde(default = "d_true")]
+    pub two_factor_always_validate: bool,
+    /// Seconds a remembered browser skips the code (FS
+    /// `TWO_FACTOR_LOGIN_VALIDITY`, 30 days).
+    #[serde(default = "d_tf_login_validity")]
+    pub two_factor_login_validity: u64,
+    /// Users with any of these roles must use two-factor sign-in: without
+    /// it, their next sign-in goes through enrolment first.
+    #[serde(default)]
+    pub two_factor_required_roles: Vec<String>,
+    /// Where "I lost my device" requests from the code page are mailed (FS
+    /// `TWO_FACTOR_RESCUE_MAIL`); none: that option is not offered.
+    #[serde(default)]
+    pub two_factor_rescue_mail: Option<String>,
     /// Seconds since the last password sign-in (or re-authentication at
     /// `/verify`) within which sensitive changes (the email) are allowed;
     /// older sessions and tokens must re-authenticate first (FS
@@ -543,6 +580,16 @@ impl SecurityConfig {
             DEV_PASSWORD_SALT,
             release,
         )?;
+        if figment.find_value("security.totp_secrets").is_err() && !release {
+            cfg.totp_secrets
+                .insert("1".to_owned(), DEV_TOTP_SECRET.to_owned());
+        }
+        if release && cfg.totp_secrets.values().any(|v| v.contains(DEV_MARKER)) {
+            return Err(ConfigError::DevelopmentValue {
+                key: "security.totp_secrets",
+                how: "set your own, e.g. totp_secrets = { 1 = \"<openssl rand -base64 32>\" } (Flask-Security's SECURITY_TOTP_SECRETS when migrating)".to_owned(),
+            });
+        }
         let t = cfg.account_throttle();
         if t.limit < 2 || t.window < 1 || t.base_delay < 1 || t.max_delay < t.base_delay {
             return Err(invalid(
@@ -641,6 +688,20 @@ impl SecurityConfig {
                  a token of one kind must never pass for another",
             ));
         }
+        if let Some(i) = cfg.recovery_codes_keys.iter().position(|k| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE
+                .decode(k.trim())
+                .map_or(true, |raw| raw.len() != 32)
+        }) {
+            return Err(invalid(
+                "security.recovery_codes_keys",
+                format!("key {i} is not a Fernet key (32 bytes, URL-safe base64, as Fernet.generate_key() makes)"),
+            ));
+        }
+        if !(1..=20).contains(&cfg.recovery_codes_n) {
+            return Err(invalid("security.recovery_codes_n", "must be 1 to 20"));
+        }
         if cfg.mail_per_address_per_hour < 1 {
             return Err(invalid(
                 "security.mail_per_address_per_hour",
@@ -718,6 +779,26 @@ pub struct DatabaseConfig {
     /// Seconds an idle connection may live.
     #[serde(default = "d_idle_timeout")]
     pub idle_timeout: u64,
+}
+
+/// How a secret shows in `check-config`: never its value.
+fn redacted(value: &str) -> String {
+    if value.contains(DEV_MARKER) {
+        "<DEVELOPMENT-ONLY value>".to_owned()
+    } else {
+        format!("<set, {} characters>", value.chars().count())
+    }
+}
+
+fn serialize_secret_map<S: Serializer>(
+    map: &std::collections::BTreeMap<String, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(map.iter().map(|(k, v)| (k, redacted(v))))
+}
+
+fn serialize_secret_list<S: Serializer>(list: &[String], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(list.iter().map(|v| redacted(v)))
 }
 
 fn serialize_redacted<S: Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {

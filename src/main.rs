@@ -94,6 +94,12 @@ enum Users {
         /// The user's email
         email: String,
     },
+    /// Turn a user's two-factor sign-in off (a lost phone): removes their
+    /// authenticator and recovery codes and signs them out everywhere
+    ResetTwoFactor {
+        /// The user's email
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -229,6 +235,20 @@ async fn users(cmd: Users) -> Result<String, String> {
                 "queued a password reset link for {}: a running gatehouse sends it",
                 u.email
             )
+        }
+        Users::ResetTwoFactor { email } => {
+            let (u, had) = admin::reset_two_factor(&sec, &email).await.map_err(e)?;
+            if had {
+                format!(
+                    "turned two-factor sign-in off for {} and signed them out everywhere",
+                    u.email
+                )
+            } else {
+                format!(
+                    "{} had no two-factor sign-in; signed them out everywhere",
+                    u.email
+                )
+            }
         }
         Users::List => {
             let mut out = format!("{:>6}  {:<40}  {:<8}  roles", "id", "email", "active");

@@ -154,6 +154,18 @@ pub async fn send_reset(sec: &Security, email: &str) -> Result<User, AdminError>
     Ok(u)
 }
 
+/// Takes a user's second factor away (support: a lost phone, after the
+/// operator made sure who is asking): no authenticator, no recovery codes,
+/// and signed out everywhere (fs_uniquifier rotated), as FS's
+/// `reset_user_access` does for two-factor. The password stays; the user
+/// is told by mail. `Ok(false)` when they had no second factor (they are
+/// signed out everywhere all the same).
+pub async fn reset_two_factor(sec: &Security, email: &str) -> Result<(User, bool), AdminError> {
+    let u = user(sec, email).await?;
+    let had = sec.reset_two_factor(&u).await?;
+    Ok((u, had))
+}
+
 /// Every user with their roles.
 pub async fn list_users(sec: &Security) -> Result<Vec<UserSummary>, AdminError> {
     Ok(sec.db.list_users().await?)

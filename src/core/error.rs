@@ -28,6 +28,8 @@ pub mod msg {
     pub const CONFIRMATION_REQUIRED: &str = "Email requires confirmation.";
     pub const ALREADY_CONFIRMED: &str = "Your email has already been confirmed.";
     pub const INVALID_CODE: &str = "Invalid code";
+    pub const INVALID_RECOVERY_CODE: &str = "Recovery code invalid";
+    pub const ENROL_FIRST: &str = "Your account must use two-factor sign-in: set up an authenticator app to finish signing in.";
     pub const NO_CODE_EXPECTED: &str = "You currently do not have permissions to access this page";
     pub const REAUTH_REQUIRED: &str = "You must reauthenticate to access this endpoint";
     pub fn email_taken(email: &str) -> String {
@@ -140,6 +142,17 @@ pub enum CoreError {
     /// A two-factor code that is wrong, used, or out of its window.
     #[error("invalid two-factor code")]
     InvalidCode,
+    /// A recovery code that is wrong or used up.
+    #[error("invalid recovery code")]
+    InvalidRecoveryCode,
+    /// Right password of an account whose roles require two-factor
+    /// sign-in, which it does not have yet: the sign-in goes on with
+    /// enrolment (`uid` is its fs_uniquifier).
+    #[error("two-factor enrolment required")]
+    EnrolRequired {
+        /// The account's fs_uniquifier.
+        uid: String,
+    },
     /// No two-factor sign-in is waiting (none, or its time ran out).
     #[error("no two-factor sign-in in progress")]
     NoCodeExpected,
@@ -166,6 +179,8 @@ impl CoreError {
             CoreError::Link { message, .. } => FieldErrors::one("", message.clone()),
             CoreError::CodeRequired { .. } => FieldErrors::one("", msg::TWO_FACTOR_UNSUPPORTED),
             CoreError::InvalidCode => FieldErrors::one("code", msg::INVALID_CODE),
+            CoreError::InvalidRecoveryCode => FieldErrors::one("code", msg::INVALID_RECOVERY_CODE),
+            CoreError::EnrolRequired { .. } => FieldErrors::one("", msg::ENROL_FIRST),
             CoreError::NoCodeExpected => FieldErrors::one("", msg::NO_CODE_EXPECTED),
             CoreError::ConfirmationRequired => {
                 FieldErrors::one("email", msg::CONFIRMATION_REQUIRED)

@@ -47,6 +47,11 @@ pub enum Notice {
     TwoFactorOn,
     /// Two-factor sign-in was turned off.
     TwoFactorOff,
+    /// A recovery code stood in for the authenticator at a sign-in.
+    RecoveryCodeUsed,
+    /// A user at the code page asked the people who run the server for
+    /// help (sent to `two_factor_rescue_mail`, not to the user).
+    TwoFactorRescue,
 }
 
 impl Notice {
@@ -59,6 +64,8 @@ impl Notice {
             Notice::NewBrowser => "new_browser",
             Notice::TwoFactorOn => "two_factor_on",
             Notice::TwoFactorOff => "two_factor_off",
+            Notice::RecoveryCodeUsed => "recovery_code_used",
+            Notice::TwoFactorRescue => "two_factor_rescue",
         }
     }
 
@@ -71,6 +78,8 @@ impl Notice {
             Notice::NewBrowser,
             Notice::TwoFactorOn,
             Notice::TwoFactorOff,
+            Notice::RecoveryCodeUsed,
+            Notice::TwoFactorRescue,
         ]
         .into_iter()
         .find(|n| n.name() == name)
@@ -212,6 +221,39 @@ impl Security {
         user_id: Option<i32>,
         data: Value,
     ) -> Result<(), CoreError> {
+        self.queue_limited_by(bucket, kind, recipient, recipient, user_id, data)
+            .await
+    }
+
+    /// A user's request for help with their second factor, mailed to
+    /// `two_factor_rescue_mail` (limited per user, like a notice).
+    async fn queue_rescue(&self, user: &User, origin: &Origin) -> Result<(), CoreError> {
+        let Some(to) = self.config.two_factor_rescue_mail.clone() else {
+            return Ok(());
+        };
+        let what = Notice::TwoFactorRescue;
+        let data = json!({
+            "what": what.name(),
+            "at": self.now(),
+            "user_email": user.email,
+            "ip": origin.ip.map(|ip| ip.to_string()),
+            "user_agent": origin.user_agent.as_deref().map(|ua| ua.chars().take(300).collect::<String>()),
+        });
+        let bucket = format!("{}:{}", kind::NOTICE, what.name());
+        self.queue_limited_by(&bucket, kind::NOTICE, &user.email, &to, None, data)
+            .await
+    }
+
+    /// [`Self::queue_limited`], counted on `limited_by`'s bucket.
+    async fn queue_limited_by(
+        &self,
+        bucket: &str,
+        kind: &str,
+        limited_by: &str,
+        recipient: &str,
+        user_id: Option<i32>,
+        data: Value,
+    ) -> Result<(), CoreError> {
         let rule = ThrottleRule {
             limit: self.config.mail_per_address_per_hour,
             window: 3_600,
@@ -224,7 +266,7 @@ impl Security {
         let state = self
             .db
             .throttle(
-                &email_key(&format!("mail:{bucket}"), recipient),
+                &email_key(&format!("mail:{bucket}"), limited_by),
                 self.now(),
                 rule,
             )
@@ -293,7 +335,10 @@ impl Security {
             Notice::PasswordReset => self.config.send_password_reset_notice,
             Notice::EmailChanged => self.config.send_email_change_notice,
             Notice::NewBrowser => self.config.notify_new_browser,
-            Notice::TwoFactorOn | Notice::TwoFactorOff => self.config.send_two_factor_notice,
+            Notice::TwoFactorOn | Notice::TwoFactorOff | Notice::RecoveryCodeUsed => {
+                self.config.send_two_factor_notice
+            }
+            Notice::TwoFactorRescue => return self.queue_rescue(user, origin).await,
         };
         if !on {
             return Ok(());

@@ -46,6 +46,14 @@ pub struct TfPending {
     pub at: i64,
     /// "Remember me" asked at the password step.
     pub rem: bool,
+    /// The account must enrol an authenticator before it signs in (a role
+    /// requires two-factor sign-in).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enrol: bool,
+    /// The enrolment under way (its state token), for FS clients that
+    /// finish it at `/tf-validate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<String>,
 }
 
 /// 32 random bytes, URL-safe base64.

@@ -104,6 +104,9 @@ impl Security {
                     Err(CoreError::TwoFactorRequired)
                 }
             }
+            Some(u) if ok && self.must_enrol(&u).await? => Err(CoreError::EnrolRequired {
+                uid: u.fs_uniquifier.clone(),
+            }),
             Some(u) if ok => {
                 self.db.clear_throttle(&key).await?;
                 if stored.is_some_and(|h| self.hasher.needs_rehash(&h)) {
@@ -118,13 +121,33 @@ impl Security {
     /// The sign-in flow: the password check, then tracking (last/current
     /// login time and address, count) in one statement. The caller starts
     /// the session or mints the token.
+    ///
+    /// `remembered` is the browser's `tf_validity` cookie: when it names
+    /// this account (and two-factor sign-in allows remembering), the right
+    /// password is enough.
     pub async fn sign_in(
         &self,
         email: &str,
         password: &str,
         ip: Option<IpAddr>,
+        remembered: Option<&str>,
     ) -> Result<User, CoreError> {
         let mut result = self.check_password(email, password).await;
+        if let (Err(CoreError::CodeRequired { uid }), Some(cookie)) = (&result, remembered) {
+            if self.browser_remembered(cookie, uid) {
+                if let Some(user) = self.db.user_by_uniquifier(uid).await? {
+                    self.db
+                        .clear_throttle(&email_key("acct", &user.email))
+                        .await?;
+                    tracing::info!(
+                        event = "tf_remembered",
+                        user_id = user.id,
+                        "second factor skipped: a remembered browser"
+                    );
+                    result = Ok(user);
+                }
+            }
+        }
         if let Ok(user) = &result {
             if let Err(e) = self.check_confirmed(user).await {
                 result = Err(e);
@@ -134,9 +157,11 @@ impl Security {
             Ok(_) => SignIn::Ok,
             Err(CoreError::WrongCredentials) => SignIn::InvalidCredentials,
             Err(CoreError::Disabled) => SignIn::Disabled,
-            Err(CoreError::TwoFactorRequired | CoreError::CodeRequired { .. }) => {
-                SignIn::TwoFactorRequired
-            }
+            Err(
+                CoreError::TwoFactorRequired
+                | CoreError::CodeRequired { .. }
+                | CoreError::EnrolRequired { .. },
+            ) => SignIn::TwoFactorRequired,
             Err(CoreError::Throttled(_)) => SignIn::Throttled,
             Err(CoreError::Busy) => SignIn::Busy,
             Err(CoreError::Unavailable(_)) => SignIn::Unavailable,
@@ -159,6 +184,7 @@ impl Security {
                     CoreError::Disabled => "disabled",
                     CoreError::TwoFactorRequired => "two_factor_required",
                     CoreError::CodeRequired { .. } => "code_required",
+                    CoreError::EnrolRequired { .. } => "enrol_required",
                     CoreError::ConfirmationRequired => "unconfirmed",
                     _ => return result,
                 };

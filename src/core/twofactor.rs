@@ -8,6 +8,7 @@
 use aes::cipher::{KeyIvInit, StreamCipher};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 use super::totp::{base32_decode, base32_encode};
 use super::{email_key, CoreError, Security};
@@ -38,11 +39,73 @@ pub struct Enrolment {
 const SETUP_WITHIN: u64 = 30 * 60;
 
 impl Security {
-    fn setup_signer(&self) -> super::token::TokenSigner {
+    fn signer_for(&self, salt: &str) -> super::token::TokenSigner {
         use secrecy::ExposeSecret;
         let key =
             secrecy::SecretString::from(self.config.secret_key.expose().expose_secret().to_owned());
-        super::token::TokenSigner::new(&key, "tf-setup-salt")
+        super::token::TokenSigner::new(&key, salt)
+    }
+
+    fn setup_signer(&self) -> super::token::TokenSigner {
+        self.signer_for("tf-setup-salt")
+    }
+
+    /// FS's `tf_validity` token for a browser that may skip the code (the
+    /// user's fs_uniquifier, signed with salt `tf-validity-salt`), when
+    /// remembering is on (`two_factor_always_validate` off) and asked for.
+    pub fn remember_browser(&self, user: &User, asked: bool) -> Option<String> {
+        if self.config.two_factor_always_validate || !asked {
+            return None;
+        }
+        Some(self.signer_for("tf-validity-salt").mint_value(
+            &serde_json::Value::from(user.fs_uniquifier.as_str()),
+            self.now().max(0) as u64,
+        ))
+    }
+
+    /// Whether a `tf_validity` cookie lets the account `uid` skip the code:
+    /// signed, within `two_factor_login_validity`, naming this very
+    /// uniquifier (so signing out everywhere forgets every browser).
+    pub fn browser_remembered(&self, cookie: &str, uid: &str) -> bool {
+        if self.config.two_factor_always_validate {
+            return false;
+        }
+        self.signer_for("tf-validity-salt")
+            .verify_value(
+                cookie,
+                self.now().max(0) as u64,
+                self.config.two_factor_login_validity,
+                self.config.token_clock_skew,
+            )
+            .is_ok_and(|v| {
+                v.as_str()
+                    .is_some_and(|s| s.as_bytes().ct_eq(uid.as_bytes()).into())
+            })
+    }
+
+    /// Whether `user` (right password, no second factor) must enrol before
+    /// signing in: a role of theirs is in `two_factor_required_roles`.
+    pub async fn must_enrol(&self, user: &User) -> Result<bool, CoreError> {
+        let required = &self.config.two_factor_required_roles;
+        if required.is_empty() || supported(user.tf_primary_method.as_deref()) {
+            return Ok(false);
+        }
+        let roles = self.db.user_roles(user.id).await?;
+        Ok(roles.iter().any(|r| required.contains(&r.name)))
+    }
+
+    /// The account of a sign-in that must enrol first (its password was
+    /// right at `at`, within the 30 minutes an enrolment may take, and it
+    /// has no second factor yet).
+    pub async fn enrolling_user(&self, uid: &str, at: i64) -> Result<User, CoreError> {
+        if self.now() - at > SETUP_WITHIN as i64 {
+            return Err(CoreError::NoCodeExpected);
+        }
+        self.db
+            .user_by_uniquifier(uid)
+            .await?
+            .filter(|u| u.active && !supported(u.tf_primary_method.as_deref()))
+            .ok_or(CoreError::NoCodeExpected)
     }
 
     /// Starts enrolling `user`'s authenticator: a new random key, stored
@@ -69,7 +132,13 @@ impl Security {
             &serde_json::json!({"method": "authenticator", "phone": null, "totp_secret": stored}),
             self.now().max(0) as u64,
         );
-        let b32key = base32_encode(&key);
+        Ok(self.describe(user, &key, state_token))
+    }
+
+    /// What the user's app needs for `key`.
+    fn describe(&self, user: &User, key: &[u8], state_token: String) -> Enrolment {
+        let issuer = self.mail.app_name.clone();
+        let b32key = base32_encode(key);
         let q = |s: &str| {
             percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
         };
@@ -79,24 +148,17 @@ impl Security {
             q(&user.email),
             q(&issuer)
         );
-        Ok(Enrolment {
+        Enrolment {
             b32key,
             uri,
             state_token,
             issuer,
-        })
+        }
     }
 
-    /// Finishes an enrolment: the state token (signed, within 30 min) and
-    /// a first code from the app. The secret is stored as FS stores it, and
-    /// this code cannot be used again to sign in.
-    pub async fn finish_enrolment(
-        &self,
-        user: &User,
-        state_token: &str,
-        code: &str,
-        origin: &super::recovery::Origin,
-    ) -> Result<(), CoreError> {
+    /// The stored secret a state token carries, if it is this server's and
+    /// in time.
+    fn setup_state(&self, state_token: &str) -> Result<String, CoreError> {
         let invalid =
             || CoreError::Validation(super::FieldErrors::one("", super::msg::NOT_A_STRING));
         let payload = match self.setup_signer().verify_value(
@@ -114,17 +176,44 @@ impl Security {
             }
             Err(_) => return Err(invalid()),
         };
-        let stored = payload
+        payload
             .get("totp_secret")
             .and_then(|s| s.as_str())
-            .ok_or_else(invalid)?;
-        let secret = self
-            .stored_key(stored.to_owned())
-            .await?
-            .map_err(|_| invalid())?;
+            .map(str::to_owned)
+            .ok_or_else(invalid)
+    }
+
+    /// An enrolment under way again, from its state token (to show its QR
+    /// code again after a wrong first code).
+    pub async fn resume_enrolment(
+        &self,
+        user: &User,
+        state_token: &str,
+    ) -> Result<Enrolment, CoreError> {
+        let stored = self.setup_state(state_token)?;
+        let key = self.stored_key(stored).await?.map_err(|_| {
+            CoreError::Validation(super::FieldErrors::one("", super::msg::NOT_A_STRING))
+        })?;
+        Ok(self.describe(user, &key, state_token.to_owned()))
+    }
+
+    /// Finishes an enrolment: the state token (signed, within 30 min) and
+    /// a first code from the app. The secret is stored as FS stores it, and
+    /// this code cannot be used again to sign in.
+    pub async fn finish_enrolment(
+        &self,
+        user: &User,
+        state_token: &str,
+        code: &str,
+        origin: &super::recovery::Origin,
+    ) -> Result<(), CoreError> {
+        let stored = self.setup_state(state_token)?;
+        let secret = self.stored_key(stored.clone()).await?.map_err(|_| {
+            CoreError::Validation(super::FieldErrors::one("", super::msg::NOT_A_STRING))
+        })?;
         let (step, key) = self.code_step(user, &secret, code).await?;
         self.db
-            .set_two_factor(user.id, Some(("authenticator", stored)))
+            .set_two_factor(user.id, Some(("authenticator", &stored)))
             .await?;
         self.db.use_totp_counter(user.id, step as i64).await?;
         self.db.clear_throttle(&key).await?;
@@ -163,6 +252,39 @@ impl Security {
         .await
     }
 
+    /// Takes every second factor away from `user` and ends every session
+    /// and token of theirs (an administrator's support action); the user
+    /// is told by mail. Returns whether they had one.
+    pub async fn reset_two_factor(&self, user: &User) -> Result<bool, CoreError> {
+        let had = user
+            .tf_primary_method
+            .as_deref()
+            .is_some_and(|m| !m.is_empty())
+            || self.db.recovery_codes(user.id).await?.is_some();
+        if !self
+            .db
+            .reset_two_factor(user.id, &super::new_uniquifier())
+            .await?
+        {
+            return Err(CoreError::NoSuchUser);
+        }
+        tracing::info!(
+            event = "tf_reset",
+            user_id = user.id,
+            "two-factor sign-in reset by an administrator; signed out everywhere"
+        );
+        if had {
+            self.queue_notice(
+                user,
+                super::recovery::Notice::TwoFactorOff,
+                &super::recovery::Origin::default(),
+                serde_json::json!({}),
+            )
+            .await?;
+        }
+        Ok(had)
+    }
+
     /// The key in a stored secret, derived on the hashing threads (its
     /// PBKDF2 takes 2^14 rounds).
     async fn stored_key(&self, stored: String) -> Result<Result<Vec<u8>, SecretError>, CoreError> {
@@ -191,21 +313,27 @@ impl Security {
         Ok((step, throttle))
     }
 
+    /// The account of a two-factor sign-in waiting for its second step:
+    /// `uid`'s, whose password was right at `at`, if that was within
+    /// `two_factor_within` and the account still has an authenticator.
+    pub(super) async fn pending_user(&self, uid: &str, at: i64) -> Result<User, CoreError> {
+        if self.now() - at > self.config.two_factor_within as i64 {
+            return Err(CoreError::NoCodeExpected);
+        }
+        self.db
+            .user_by_uniquifier(uid)
+            .await?
+            .filter(|u| u.active && supported(u.tf_primary_method.as_deref()))
+            .ok_or(CoreError::NoCodeExpected)
+    }
+
     /// The second step of a two-factor sign-in: `code` from the
     /// authenticator of the account `uid` names, whose password was right
     /// at `at`. Counted on the account's throttle like a password (six
     /// digits are guessable otherwise); a code works once, within
     /// `totp_window` steps of now. Returns the user, to sign in.
     pub async fn check_code(&self, uid: &str, at: i64, code: &str) -> Result<User, CoreError> {
-        if self.now() - at > self.config.two_factor_within as i64 {
-            return Err(CoreError::NoCodeExpected);
-        }
-        let user = self
-            .db
-            .user_by_uniquifier(uid)
-            .await?
-            .filter(|u| u.active && supported(u.tf_primary_method.as_deref()))
-            .ok_or(CoreError::NoCodeExpected)?;
+        let user = self.pending_user(uid, at).await?;
         let stored = self.db.totp_secret(user.id).await?.unwrap_or_default();
         let secret = self.stored_key(stored).await?.map_err(|e| {
             tracing::error!(user_id = user.id, error = %e, "the account's authenticator secret cannot be read: set security.totp_secrets as Flask-Security's SECURITY_TOTP_SECRETS");

@@ -550,4 +550,56 @@ impl Db {
         })?;
         Ok(())
     }
+
+    /// The stored recovery codes (FS `mf_recovery_codes`, comma-separated).
+    pub async fn recovery_codes(&self, user_id: i32) -> Result<Option<String>, DbError> {
+        const SQL: &str = r#"SELECT mf_recovery_codes FROM "user" WHERE id = $1"#;
+        let v: Option<Option<String>> = with_pool!(self, p => sqlx::query_scalar(SQL).bind(user_id)
+            .fetch_optional(p).await)?;
+        Ok(v.flatten().filter(|c| !c.is_empty()))
+    }
+
+    /// Replaces the stored recovery codes: with `expected`, only while they
+    /// are still exactly that (so one code cannot be used twice at once);
+    /// false when they were not.
+    pub async fn set_recovery_codes(
+        &self,
+        user_id: i32,
+        expected: Option<&str>,
+        codes: Option<&str>,
+    ) -> Result<bool, DbError> {
+        const ANY: &str = r#"UPDATE "user" SET mf_recovery_codes = $2, update_datetime = $3
+            WHERE id = $1"#;
+        const CAS: &str = r#"UPDATE "user" SET mf_recovery_codes = $2, update_datetime = $3
+            WHERE id = $1 AND mf_recovery_codes = $4"#;
+        let now = DbTime::now();
+        let n = match expected {
+            None => with_pool!(self, p => sqlx::query(ANY).bind(user_id).bind(codes).bind(now)
+                .execute(p).await.map(|r| r.rows_affected()))?,
+            Some(old) => with_pool!(self, p => sqlx::query(CAS).bind(user_id).bind(codes).bind(now)
+                .bind(old).execute(p).await.map(|r| r.rows_affected()))?,
+        };
+        Ok(n == 1)
+    }
+
+    /// Takes every second factor away from an account (a support case: a
+    /// lost phone): its method, secret, recovery codes and used-code
+    /// counter, and rotates its fs_uniquifier so every session and token
+    /// ends; FS's `reset_user_access` for two-factor. One transaction.
+    pub async fn reset_two_factor(&self, user_id: i32, uniquifier: &str) -> Result<bool, DbError> {
+        const SQL: &str = r#"UPDATE "user" SET tf_primary_method = NULL, tf_totp_secret = NULL,
+            mf_recovery_codes = NULL, fs_uniquifier = $2, update_datetime = $3 WHERE id = $1"#;
+        const COUNTER: &str = "DELETE FROM gh_tf_counter WHERE user_id = $1";
+        const SESSIONS: &str = "DELETE FROM gh_session WHERE user_id = $1";
+        let now = DbTime::now();
+        let n = with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(SQL).bind(user_id).bind(uniquifier).bind(now).execute(&mut *tx).await?
+                .rows_affected();
+            sqlx::query(COUNTER).bind(user_id).execute(&mut *tx).await?;
+            sqlx::query(SESSIONS).bind(user_id).execute(&mut *tx).await?;
+            tx.commit().await.map(|_| n)
+        })?;
+        Ok(n == 1)
+    }
 }

@@ -132,3 +132,19 @@ pub fn set_browser_marks(jar: &CookieJar<'_>, cfg: &SecurityConfig, marks: Strin
             .max_age(rocket::time::Duration::days(365)),
     );
 }
+
+/// Flask-Security's cookie that lets this browser skip the second factor.
+pub const TF_VALIDITY: &str = "tf_validity";
+
+/// Keeps a `tf_validity` token in this browser for `max_age` seconds, with
+/// FS's attributes (HttpOnly, SameSite=Strict).
+pub fn set_tf_validity(jar: &CookieJar<'_>, cfg: &SecurityConfig, token: String, max_age: u64) {
+    jar.add(
+        Cookie::build((TF_VALIDITY, token))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(cfg.cookie_secure)
+            .max_age(Duration::seconds(max_age as i64)),
+    );
+}

@@ -39,9 +39,15 @@ pub enum Flash {
     ConfirmationSent,
     /// A change-of-address link changed the email.
     EmailChanged,
+    /// Two-factor sign-in was turned on.
+    TwoFactorOn,
+    /// Two-factor sign-in was turned off.
+    TwoFactorOff,
+    /// A help request went to the people who run the server.
+    RescueSent,
 }
 
-const ALL: [Flash; 12] = [
+const ALL: [Flash; 15] = [
     Flash::SignedIn,
     Flash::Registered,
     Flash::PasswordChanged,
@@ -54,6 +60,9 @@ const ALL: [Flash; 12] = [
     Flash::AlreadyConfirmed,
     Flash::ConfirmationSent,
     Flash::EmailChanged,
+    Flash::TwoFactorOn,
+    Flash::TwoFactorOff,
+    Flash::RescueSent,
 ];
 
 /// What a page template gets: `flash.kind` (a CSS class) and `flash.text`.
@@ -80,6 +89,9 @@ impl Flash {
             Flash::AlreadyConfirmed => "already-confirmed",
             Flash::ConfirmationSent => "confirmation-sent",
             Flash::EmailChanged => "email-changed",
+            Flash::TwoFactorOn => "two-factor-on",
+            Flash::TwoFactorOff => "two-factor-off",
+            Flash::RescueSent => "rescue-sent",
         }
     }
 
@@ -116,6 +128,16 @@ impl Flash {
                 "Thank you. Confirmation instructions have been sent to your email: follow the link, then sign in.",
             ),
             Flash::EmailChanged => ("success", "Change of email address confirmed"),
+            Flash::TwoFactorOn => (
+                "success",
+                "Two-factor sign-in is on: signing in now also takes a code from your authenticator app.",
+            ),
+            // FS's TWO_FACTOR_DISABLED.
+            Flash::TwoFactorOff => ("success", "You successfully disabled two factor authorization."),
+            Flash::RescueSent => (
+                "info",
+                "Your request for help was sent to the people who run this site: they will contact you.",
+            ),
         };
         FlashView { kind, text }
     }

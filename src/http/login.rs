@@ -68,7 +68,10 @@ async fn login(ctx: Ctx<'_>, sub: Result<Submission, Rejected>) -> Result<Reply,
         errors.add("email", msg::EMAIL_MISSING);
     }
     let outcome = match errors.into_result() {
-        Ok(()) => ctx.sec.sign_in(email, password, ctx.ip).await,
+        Ok(()) => {
+            let remembered = ctx.cookies.get(cookies::TF_VALIDITY).map(|c| c.value());
+            ctx.sec.sign_in(email, password, ctx.ip, remembered).await
+        }
         Err(e) => Err(e),
     };
     match outcome {
@@ -83,9 +86,18 @@ async fn login(ctx: Ctx<'_>, sub: Result<Submission, Rejected>) -> Result<Reply,
             )
             .await
         }
-        Err(CoreError::CodeRequired { uid }) => {
-            super::twofactor::code_required(&ctx, uid, input.remember(), &next)
-        }
+        Err(CoreError::CodeRequired { uid }) => Ok(super::twofactor::code_required(
+            &ctx,
+            uid,
+            input.remember(),
+            &next,
+        )),
+        Err(CoreError::EnrolRequired { uid }) => Ok(super::twofactor::enrol_required(
+            &ctx,
+            uid,
+            input.remember(),
+            &next,
+        )),
         Err(e) => ctx.flow_failure("login", e, login_values(Some(&input)), None),
     }
 }

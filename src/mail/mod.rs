@@ -496,6 +496,19 @@ fn notice_text(what: Notice, app: &str, base: &str, data: &Value) -> (String, St
             format!("Two-factor sign-in was turned off for your {app} account: signing in takes the password alone now."),
             format!("If it was not you, reset your password now at {reset}: that signs out every session and app that uses your account, then turn two-factor sign-in on again."),
         ),
+        Notice::RecoveryCodeUsed => (
+            "A recovery code was used".into(),
+            format!("Your {app} account was signed in to with one of its recovery codes instead of a code from the authenticator app. That code is used up."),
+            format!("If it was not you, someone has your password and your recovery codes: reset your password now at {reset}, then make a new set of recovery codes."),
+        ),
+        Notice::TwoFactorRescue => (
+            "Two-factor help requested".into(),
+            format!(
+                "The user {} cannot sign in to {app} with their second factor and asks for help.",
+                data["user_email"].as_str().unwrap_or("(unknown)")
+            ),
+            "Check who is asking before you help: once you are sure, `gatehouse users reset-two-factor EMAIL` turns two-factor sign-in off for the account and signs it out everywhere.".to_owned(),
+        ),
         Notice::NewBrowser => (
             "New sign-in to your account".into(),
             format!("Your {app} account was signed in to from a browser it had not seen before."),

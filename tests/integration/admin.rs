@@ -254,6 +254,45 @@ async fn support_confirms_and_sends_reset_links() {
     assert_eq!(r.status, Status::Ok, "{}", r.body);
 }
 
+/// Support: a user lost their phone. `users reset-two-factor` takes the
+/// second factor away and signs them out everywhere.
+#[rocket::async_test]
+async fn support_resets_a_lost_second_factor() {
+    let app = crate::twofactor::enrolled(|f| f).await;
+    let e = env(&app.db.url, "");
+    let (mut b, _) = crate::twofactor::password_step(&app).await;
+    let r = crate::twofactor::code_step(&app, &mut b, &crate::twofactor::code(&app)).await;
+    assert_eq!(r.status, Status::Ok, "{}", r.body);
+    let token = r.token();
+    let out = ok(&run(
+        &e,
+        &["users", "reset-two-factor", "TF@example.com"],
+        "",
+    ));
+    assert!(
+        out.contains("turned two-factor sign-in off for tf@example.com"),
+        "{out}"
+    );
+    assert_eq!(
+        app.get_with_token("/api/me", &token).await.status,
+        Status::Unauthorized,
+        "signed out everywhere"
+    );
+    app.login_token("tf@example.com", PASSWORD).await;
+    let out = ok(&run(
+        &e,
+        &["users", "reset-two-factor", "tf@example.com"],
+        "",
+    ));
+    assert!(out.contains("had no two-factor sign-in"), "{out}");
+    let reason = refused(&run(
+        &e,
+        &["users", "reset-two-factor", "nobody@example.com"],
+        "",
+    ));
+    assert!(reason.contains("nobody@example.com"), "{reason}");
+}
+
 #[test]
 fn help_reads_well() {
     let e: Vec<(String, String)> = Vec::new();
@@ -268,6 +307,7 @@ fn help_reads_well() {
         "deactivate",
         "reset-access",
         "change-password",
+        "reset-two-factor",
         "list",
     ] {
         assert!(users.contains(cmd), "{users}");
@@ -282,6 +322,20 @@ fn help_reads_well() {
 #[test]
 fn check_config_masks_secrets_and_fails_on_weak_settings() {
     let db = "sqlite::memory:";
+    let two_factor = env(
+        db,
+        r#",totp_secrets={1="totp-secret-value-1"},recovery_codes_keys=["cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4="]"#,
+    );
+    let out = run(&two_factor, &["check-config"], "");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(r#"security.totp_secrets: {"1":"<set, 19 characters>"}"#),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("totp-secret-value-1") && !stdout.contains("cw_0x689R"),
+        "two-factor secrets masked: {stdout}"
+    );
     let mut e = env(db, "");
     // The test env has bcrypt_cost = 4: weak.
     let out = run(&e, &["check-config"], "");

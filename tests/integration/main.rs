@@ -34,5 +34,6 @@ mod smtp;
 mod startup;
 mod transactions;
 mod twofactor;
+mod twofactor_more;
 mod unauthenticated;
 mod verify;

@@ -68,6 +68,7 @@ impl Fs {
                 "ORACLE_TOTP_SECRETS".to_owned(),
                 r#"{"1": "oracle-totp-secret"}"#.to_owned(),
             ),
+            ("ORACLE_RC_KEYS".to_owned(), format!(r#"["{RC_KEY}"]"#)),
         ];
         let child = Command::new(venv_python())
             .arg("fs_app.py")
@@ -91,6 +92,27 @@ impl Fs {
 
     fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The first step of a two-factor sign-in on FS (with "remember me"
+    /// when asked; `cookies` sent along): FS's session cookie, which holds
+    /// the pending state.
+    fn password_step(&self, email: &str, remember: bool, cookies: &str) -> String {
+        let mut headers = vec![
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json"),
+        ];
+        if !cookies.is_empty() {
+            headers.push(("Cookie", cookies));
+        }
+        let body = json!({"email": email, "password": PASSWORD, "remember": remember});
+        let login = self.send("POST", "/login", &headers, &body.to_string());
+        assert!(
+            login.body.contains(r#""tf_required":true"#),
+            "{}",
+            login.body
+        );
+        login.cookie_pair("session").expect("FS's session cookie")
     }
 
     /// A two-factor sign-in on FS: the password (FS answers tf_required and
@@ -984,4 +1006,152 @@ async fn two_factor_enrolled_on_fs_signs_in_here_and_back() {
         "FS signs in a user enrolled here: {}",
         r.body
     );
+}
+
+/// The Fernet key of the oracle's recovery codes (both sides).
+const RC_KEY: &str = "cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=";
+
+/// Issue 14, items 4 and 5: recovery codes made by either side (stored
+/// Fernet-encrypted under the same keys) sign in on the other, and FS's
+/// tf_validity cookie ("remember this browser") is honoured here.
+#[rocket::async_test]
+async fn recovery_codes_and_remembered_browsers_cross_both_ways() {
+    use gatehouse::core::totp::code_at;
+    let app = app_with(|f| {
+        let mut secrets = std::collections::BTreeMap::new();
+        secrets.insert("1".to_owned(), "oracle-totp-secret".to_owned());
+        f.merge(("security.totp_secrets", secrets))
+            .merge(("security.recovery_codes_keys", vec![RC_KEY]))
+            .merge(("security.two_factor_always_validate", false))
+    })
+    .await;
+    let fs = Fs::start(&app.db);
+    app.user("rc@example.com").await;
+    let token = app.login_token("rc@example.com", PASSWORD).await;
+    let (key, state) = crate::twofactor::start_enrolment_here(&app, &token).await;
+    let r = send(token_header(
+        json_body(
+            app.client.post(format!("/tf-setup/{state}")),
+            json!({"code": code_at(&key, app.sec().now() as u64)}),
+        ),
+        &token,
+    ))
+    .await;
+    assert_eq!(r.status, rocket::http::Status::Ok, "{}", r.body);
+
+    // Codes made here: FS takes one (and uses it up).
+    let r = send(token_header(
+        json_body(app.client.post("/mf-recovery-codes"), json!({})),
+        &token,
+    ))
+    .await;
+    let ours: Vec<String> =
+        serde_json::from_value(r.json()["response"]["recovery_codes"].clone()).unwrap();
+    let session = fs.password_step("rc@example.com", false, "");
+    let json_headers = |cookie: &str| {
+        vec![
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json"),
+            ("Cookie", cookie),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a, b.to_owned()))
+        .collect::<Vec<_>>()
+    };
+    let send_fs = |path: &str, cookie: &str, body: Value| {
+        let h = json_headers(cookie);
+        let h: Vec<(&str, &str)> = h.iter().map(|(a, b)| (*a, b.as_str())).collect();
+        fs.send("POST", path, &h, &body.to_string())
+    };
+    let r = send_fs("/mf-recovery", &session, json!({"code": ours[0]}));
+    assert_eq!(r.status, 200, "FS takes a code made here: {}", r.body);
+    let later = app.sec().now() as u64 + 30;
+    let session = fs.password_step("rc@example.com", false, "");
+    let r = send_fs(
+        "/tf-validate?include_auth_token",
+        &session,
+        json!({"code": code_at(&key, later)}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let fs_token = r.json()["response"]["user"]["authentication_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut b = Browser::default();
+    b.send(json_body(
+        app.client.post("/login"),
+        json!({"email": "rc@example.com", "password": PASSWORD}),
+    ))
+    .await;
+    let r = b
+        .send(json_body(
+            app.client.post("/mf-recovery"),
+            json!({"code": ours[0]}),
+        ))
+        .await;
+    assert_eq!(r.errors(), ["Recovery code invalid"], "FS used it up");
+
+    // Codes made by FS: one signs in here.
+    let r = fs.json(
+        "POST",
+        "/mf-recovery-codes",
+        Some(json!({})),
+        Some(&fs_token),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let theirs: Vec<String> =
+        serde_json::from_value(r.body["response"]["recovery_codes"].clone()).unwrap();
+    assert_ne!(theirs, ours);
+    let r = b
+        .send(json_body(
+            app.client.post("/mf-recovery?include_auth_token"),
+            json!({"code": theirs[2]}),
+        ))
+        .await;
+    assert_eq!(r.status, rocket::http::Status::Ok, "{}", r.body);
+
+    // FS's tf_validity cookie: after a remembered FS sign-in, this
+    // browser skips the code here.
+    let session = fs.password_step("rc@example.com", true, "");
+    let r = send_fs(
+        "/tf-validate",
+        &session,
+        json!({"code": code_at(&key, later)}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let validity = r
+        .cookie_pair("tf_validity")
+        .expect("FS remembers the browser");
+    let value = validity.trim_start_matches("tf_validity=").to_owned();
+    let mut remembered = Browser {
+        jar: vec![rocket::http::Cookie::new("tf_validity", value.clone())],
+    };
+    let r = remembered
+        .send(json_body(
+            app.client.post("/login"),
+            json!({"email": "rc@example.com", "password": PASSWORD}),
+        ))
+        .await;
+    assert_eq!(r.json()["response"]["tf_required"], false, "{}", r.body);
+    // And gatehouse's cookie lets FS skip the code.
+    let uid = uniquifier_of(&app, "rc@example.com").await;
+    let user = app.dbh().user_by_uniquifier(&uid).await.unwrap().unwrap();
+    let ours = app.sec().remember_browser(&user, true).unwrap();
+    let h = [
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json"),
+    ];
+    let cookie = format!("tf_validity={ours}");
+    let mut headers = h.to_vec();
+    headers.push(("Cookie", &cookie));
+    let body = json!({"email": "rc@example.com", "password": PASSWORD});
+    let r = fs.send("POST", "/login", &headers, &body.to_string());
+    assert!(!r.body.contains(r#""tf_required":true"#), "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+async fn uniquifier_of(app: &TestApp, email: &str) -> String {
+    crate::on_pool!(app, p => sqlx::query_scalar::<_, String>(
+        r#"SELECT fs_uniquifier FROM "user" WHERE email = $1"#)
+        .bind(email).fetch_one(p).await.unwrap())
 }

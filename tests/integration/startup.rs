@@ -45,11 +45,30 @@ fn release_refuses_missing_or_development_secrets() {
     let cfg = SecurityConfig::from_figment(&f).unwrap();
     assert!(cfg.cookie_secure, "Secure cookies by default in release");
     assert_eq!(cfg.bcrypt_cost, 12);
+    assert!(cfg.totp_secrets.is_empty(), "no development TOTP secret");
+    let mut dev = std::collections::BTreeMap::new();
+    dev.insert("1", gatehouse::config::DEV_TOTP_SECRET);
+    let err = SecurityConfig::from_figment(&f.clone().merge(("security.totp_secrets", dev)))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("security.totp_secrets"), "{err}");
+    let err = SecurityConfig::from_figment(
+        &f.clone()
+            .merge(("security.recovery_codes_keys", ["not a key"])),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("not a Fernet key"), "{err}");
 
     // Debug: marked development values, with no setup at all.
     let debug = Figment::from(rocket::Config::debug_default());
     let cfg = SecurityConfig::from_figment(&debug).unwrap();
     assert!(!cfg.cookie_secure);
+    // Two-factor sign-in works under `cargo run`.
+    assert_eq!(
+        cfg.totp_secrets.get("1").map(String::as_str),
+        Some(gatehouse::config::DEV_TOTP_SECRET)
+    );
 }
 
 #[rocket::async_test]

@@ -15,14 +15,14 @@ use gatehouse::core::twofactor::write_secret;
 
 const KEY: &[u8] = b"two-factor key 12345";
 
-fn secrets() -> std::collections::BTreeMap<String, String> {
+pub fn secrets() -> std::collections::BTreeMap<String, String> {
     let mut s = std::collections::BTreeMap::new();
     s.insert("1".to_owned(), "gatehouse-totp-secret-1".to_owned());
     s
 }
 
 /// An app with FS's TOTP secrets and an account enrolled as FS stores it.
-async fn enrolled(
+pub async fn enrolled(
     tweak: impl FnOnce(rocket::figment::Figment) -> rocket::figment::Figment,
 ) -> TestApp {
     let app = app_with(|f| tweak(f.merge(("security.totp_secrets", secrets())))).await;
@@ -34,11 +34,11 @@ async fn enrolled(
     app
 }
 
-fn code(app: &TestApp) -> String {
+pub fn code(app: &TestApp) -> String {
     code_at(KEY, app.sec().now() as u64)
 }
 
-async fn password_step(app: &TestApp) -> (Browser, Resp) {
+pub async fn password_step(app: &TestApp) -> (Browser, Resp) {
     let mut b = Browser::default();
     let r = b
         .send(json_body(
@@ -49,7 +49,7 @@ async fn password_step(app: &TestApp) -> (Browser, Resp) {
     (b, r)
 }
 
-async fn code_step(app: &TestApp, b: &mut Browser, code: &str) -> Resp {
+pub async fn code_step(app: &TestApp, b: &mut Browser, code: &str) -> Resp {
     b.send(json_body(
         app.client.post("/tf-validate?include_auth_token"),
         json!({ "code": code }),
@@ -303,7 +303,13 @@ async fn enrolling_and_turning_it_off() {
 
 #[rocket::async_test]
 async fn enrolling_needs_the_secrets_and_a_recent_sign_in() {
-    let app = app_with(|f| f.merge(("security.freshness", 600))).await;
+    let app = app_with(|f| {
+        f.merge(("security.freshness", 600)).merge((
+            "security.totp_secrets",
+            std::collections::BTreeMap::<String, String>::new(),
+        ))
+    })
+    .await;
     app.user("plain@example.com").await;
     let token = app.login_token("plain@example.com", PASSWORD).await;
     let r = send(token_header(

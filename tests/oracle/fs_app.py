@@ -65,6 +65,13 @@ app.config.update(
     SECURITY_TWO_FACTOR_ENABLED_METHODS=["authenticator"],
     SECURITY_TOTP_SECRETS=json.loads(os.environ.get("ORACLE_TOTP_SECRETS", '{"1": "oracle-totp-secret"}')),
     SECURITY_TOTP_ISSUER="gatehouse-oracle",
+    # Recovery codes, Fernet-encrypted under gatehouse's
+    # security.recovery_codes_keys.
+    SECURITY_MULTI_FACTOR_RECOVERY_CODES=True,
+    SECURITY_MULTI_FACTOR_RECOVERY_CODES_KEYS=json.loads(os.environ.get("ORACLE_RC_KEYS", "null")),
+    # "Remember this browser" (the tf_validity cookie), as gatehouse's
+    # security.two_factor_always_validate = false.
+    SECURITY_TWO_FACTOR_ALWAYS_VALIDATE=False,
 )
 
 
