@@ -171,13 +171,7 @@ impl Security {
             user_id = user.id,
             "signed in with a recovery code"
         );
-        self.queue_notice(
-            &user,
-            Notice::RecoveryCodeUsed,
-            origin,
-            serde_json::json!({}),
-        )
-        .await?;
+        self.notify(&user, Notice::RecoveryCodeUsed, origin).await;
         Ok(user)
     }
 

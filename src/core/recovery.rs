@@ -322,6 +322,20 @@ impl Security {
         Ok(kept.join("."))
     }
 
+    /// [`Self::queue_notice`] after a change that already happened (a code
+    /// used up, a factor turned on): a failure to queue the notice is
+    /// logged, and the change's answer still goes out.
+    pub async fn notify(&self, user: &User, what: Notice, origin: &Origin) {
+        if let Err(e) = self.queue_notice(user, what, origin, json!({})).await {
+            tracing::error!(
+                user_id = user.id,
+                notice = what.name(),
+                error = %e,
+                "a security notice could not be queued"
+            );
+        }
+    }
+
     /// Queues a security notice to `user` (when that notice is on).
     pub async fn queue_notice(
         &self,

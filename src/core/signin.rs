@@ -94,6 +94,8 @@ impl Security {
                         .as_deref()
                         .is_some_and(|m| !m.is_empty()) =>
             {
+                // Unconfirmed accounts stop here, before any second step.
+                self.check_confirmed(&u).await?;
                 // The authenticator goes on with a code; other methods (SMS,
                 // email codes) are refused rather than downgraded.
                 if super::twofactor::supported(u.tf_primary_method.as_deref()) {
@@ -104,9 +106,12 @@ impl Security {
                     Err(CoreError::TwoFactorRequired)
                 }
             }
-            Some(u) if ok && self.must_enrol(&u).await? => Err(CoreError::EnrolRequired {
-                uid: u.fs_uniquifier.clone(),
-            }),
+            Some(u) if ok && self.must_enrol(&u).await? => {
+                self.check_confirmed(&u).await?;
+                Err(CoreError::EnrolRequired {
+                    uid: u.fs_uniquifier.clone(),
+                })
+            }
             Some(u) if ok => {
                 self.db.clear_throttle(&key).await?;
                 if stored.is_some_and(|h| self.hasher.needs_rehash(&h)) {

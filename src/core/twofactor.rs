@@ -83,15 +83,24 @@ impl Security {
             })
     }
 
-    /// Whether `user` (right password, no second factor) must enrol before
-    /// signing in: a role of theirs is in `two_factor_required_roles`.
-    pub async fn must_enrol(&self, user: &User) -> Result<bool, CoreError> {
+    /// Whether a role of `user`'s is in `two_factor_required_roles`: they
+    /// may not turn two-factor sign-in off.
+    pub async fn two_factor_required(&self, user: &User) -> Result<bool, CoreError> {
         let required = &self.config.two_factor_required_roles;
-        if required.is_empty() || supported(user.tf_primary_method.as_deref()) {
+        if required.is_empty() {
             return Ok(false);
         }
         let roles = self.db.user_roles(user.id).await?;
         Ok(roles.iter().any(|r| required.contains(&r.name)))
+    }
+
+    /// Whether `user` (right password, no second factor) must enrol before
+    /// signing in: two-factor sign-in is required of them.
+    pub async fn must_enrol(&self, user: &User) -> Result<bool, CoreError> {
+        if supported(user.tf_primary_method.as_deref()) {
+            return Ok(false);
+        }
+        self.two_factor_required(user).await
     }
 
     /// The account of a sign-in that must enrol first (its password was
@@ -208,10 +217,11 @@ impl Security {
         origin: &super::recovery::Origin,
     ) -> Result<(), CoreError> {
         let stored = self.setup_state(state_token)?;
+        let key = self.count_code_attempt(user).await?;
         let secret = self.stored_key(stored.clone()).await?.map_err(|_| {
             CoreError::Validation(super::FieldErrors::one("", super::msg::NOT_A_STRING))
         })?;
-        let (step, key) = self.code_step(user, &secret, code).await?;
+        let step = self.code_at_step(&secret, code)?;
         self.db
             .set_two_factor(user.id, Some(("authenticator", &stored)))
             .await?;
@@ -222,34 +232,33 @@ impl Security {
             user_id = user.id,
             "two-factor sign-in turned on"
         );
-        self.queue_notice(
-            user,
-            super::recovery::Notice::TwoFactorOn,
-            origin,
-            serde_json::json!({}),
-        )
-        .await
+        self.notify(user, super::recovery::Notice::TwoFactorOn, origin)
+            .await;
+        Ok(())
     }
 
-    /// Turns two-factor sign-in off for `user`.
+    /// Turns two-factor sign-in off for `user`, unless a role of theirs
+    /// requires it.
     pub async fn disable_two_factor(
         &self,
         user: &User,
         origin: &super::recovery::Origin,
     ) -> Result<(), CoreError> {
+        if self.two_factor_required(user).await? {
+            return Err(CoreError::Validation(super::FieldErrors::one(
+                "setup",
+                "Two-factor sign-in is required for your account: it cannot be turned off.",
+            )));
+        }
         self.db.set_two_factor(user.id, None).await?;
         tracing::info!(
             event = "tf_disabled",
             user_id = user.id,
             "two-factor sign-in turned off"
         );
-        self.queue_notice(
-            user,
-            super::recovery::Notice::TwoFactorOff,
-            origin,
-            serde_json::json!({}),
-        )
-        .await
+        self.notify(user, super::recovery::Notice::TwoFactorOff, origin)
+            .await;
+        Ok(())
     }
 
     /// Takes every second factor away from `user` and ends every session
@@ -295,22 +304,21 @@ impl Security {
             .await?)
     }
 
-    /// A code attempt on `user`'s account: counted on its sign-in throttle
-    /// first (six digits are guessable otherwise), then the step whose code
-    /// it is for `key`, within `totp_window` steps of now. Returns the step
-    /// and the throttle key, to clear once the code is accepted.
-    async fn code_step(
-        &self,
-        user: &User,
-        key: &[u8],
-        code: &str,
-    ) -> Result<(u64, String), CoreError> {
+    /// Counts a code attempt on `user`'s sign-in throttle, before any work
+    /// (six digits are guessable otherwise, and the key derivation is
+    /// costly). Returns the throttle key, to clear once the code is right.
+    async fn count_code_attempt(&self, user: &User) -> Result<String, CoreError> {
         let throttle = email_key("acct", &user.email);
         self.throttle(&throttle).await?;
+        Ok(throttle)
+    }
+
+    /// The step whose code `code` is for `key`, within `totp_window` steps
+    /// of now.
+    fn code_at_step(&self, key: &[u8], code: &str) -> Result<u64, CoreError> {
         let now = self.now().max(0) as u64;
-        let step = super::totp::verify(key, code, now, self.config.totp_window, None)
-            .ok_or(CoreError::InvalidCode)?;
-        Ok((step, throttle))
+        super::totp::verify(key, code, now, self.config.totp_window, None)
+            .ok_or(CoreError::InvalidCode)
     }
 
     /// The account of a two-factor sign-in waiting for its second step:
@@ -334,12 +342,13 @@ impl Security {
     /// `totp_window` steps of now. Returns the user, to sign in.
     pub async fn check_code(&self, uid: &str, at: i64, code: &str) -> Result<User, CoreError> {
         let user = self.pending_user(uid, at).await?;
+        let key = self.count_code_attempt(&user).await?;
         let stored = self.db.totp_secret(user.id).await?.unwrap_or_default();
         let secret = self.stored_key(stored).await?.map_err(|e| {
             tracing::error!(user_id = user.id, error = %e, "the account's authenticator secret cannot be read: set security.totp_secrets as Flask-Security's SECURITY_TOTP_SECRETS");
             CoreError::Internal(format!("tf_totp_secret: {e}"))
         })?;
-        let (step, key) = self.code_step(&user, &secret, code).await?;
+        let step = self.code_at_step(&secret, code)?;
         if !self.db.use_totp_counter(user.id, step as i64).await? {
             tracing::warn!(
                 event = "tf_replay",
@@ -446,6 +455,21 @@ pub fn read_secret(
     Ok(key)
 }
 
+/// passlib's default tag: the largest, by number when every tag is one.
+fn default_tag(secrets: &std::collections::BTreeMap<String, String>) -> Option<(&String, &String)> {
+    let numeric = secrets
+        .keys()
+        .all(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()));
+    if numeric {
+        secrets.iter().max_by(|a, b| {
+            let (a, b) = (a.0.trim_start_matches('0'), b.0.trim_start_matches('0'));
+            a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+        })
+    } else {
+        secrets.iter().next_back()
+    }
+}
+
 /// `key` stored as FS stores it: encrypted under the newest tag of
 /// `secrets` (passlib's default tag is the highest), or in the clear when
 /// there are none.
@@ -454,7 +478,7 @@ pub fn write_secret(
     secrets: &std::collections::BTreeMap<String, String>,
     issuer: &str,
 ) -> String {
-    let Some((tag, secret)) = secrets.iter().next_back() else {
+    let Some((tag, secret)) = default_tag(secrets) else {
         return serde_json::json!({"issuer": issuer, "key": base32_encode(key), "type": "totp", "v": 1}).to_string();
     };
     let mut salt = [0u8; 12];
@@ -511,6 +535,13 @@ mod tests {
         let stored = write_secret(&key, &secrets, "x");
         assert!(stored.contains(r#""t":"2""#), "{stored}");
         assert_eq!(read_secret(&stored, &secrets).unwrap(), key);
+        secrets.insert("10".to_owned(), "tenth secret".to_owned());
+        let stored10 = write_secret(&key, &secrets, "x");
+        assert!(
+            stored10.contains(r#""t":"10""#),
+            "passlib's max by number: {stored10}"
+        );
+        secrets.remove("10");
         secrets.remove("2");
         assert_eq!(
             read_secret(&stored, &secrets),

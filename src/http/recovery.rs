@@ -153,6 +153,7 @@ async fn reset(
     let may_sign_in = ctx.sec.config.auto_login_after_reset
         && user.active
         && user.tf_primary_method.as_deref().is_none_or(str::is_empty)
+        && !ctx.sec.must_enrol(&user).await?
         && ctx.sec.check_confirmed(&user).await.is_ok();
     if may_sign_in {
         ctx.sec.record_login(&user, ctx.ip).await?;

@@ -23,9 +23,18 @@ use crate::core::{CoreError, FieldErrors};
 use crate::db::User;
 use crate::obj;
 
-/// Keeps a pending sign-in in this browser's (anonymous) session.
+/// Keeps a pending sign-in in this browser's (anonymous) session. A step
+/// within one pending sign-in keeps its CSRF token (the page it renders
+/// carries it); a new one gets a new token.
 fn keep_pending(ctx: &Ctx<'_>, pending: TfPending) -> String {
     let mut data = ctx.sec.anonymous_session();
+    if let Some(current) = ctx
+        .session
+        .as_ref()
+        .filter(|s| !s.signed_in() && s.tf.as_ref().is_some_and(|t| t.uid == pending.uid))
+    {
+        data.csrf = current.csrf.clone();
+    }
     data.tf = Some(pending);
     cookies::set(ctx.cookies, &ctx.sec.config, &data);
     data.csrf
@@ -331,10 +340,11 @@ async fn actor(ctx: &Ctx<'_>, fresh: Result<Fresh, ApiError>) -> Result<Actor, A
     }
 }
 
-/// FS's answer to GET `/tf-setup`: what is on and what may be chosen.
-fn setup_state(ctx: &Ctx<'_>, user: &User) -> Map<String, Value> {
+/// FS's answer to GET `/tf-setup`: what is on and what may be chosen
+/// (not "disable" when a role requires two-factor sign-in).
+fn setup_state(ctx: &Ctx<'_>, user: &User, required: bool) -> Map<String, Value> {
     let on = crate::core::twofactor::supported(user.tf_primary_method.as_deref());
-    let methods: Vec<&str> = if on {
+    let methods: Vec<&str> = if on && !required {
         vec!["disable", "authenticator"]
     } else {
         vec!["authenticator"]
@@ -346,7 +356,7 @@ fn setup_state(ctx: &Ctx<'_>, user: &User) -> Map<String, Value> {
         "tf_method" => method,
         "tf_phone_number" => Value::Null,
         "tf_primary_method" => method,
-        "tf_required" => false,
+        "tf_required" => required,
     }
 }
 
@@ -403,7 +413,12 @@ fn setup_page_view(
 async fn setup_page(ctx: Ctx<'_>, fresh: Result<Fresh, ApiError>) -> Result<Reply, ApiError> {
     let actor = actor(&ctx, fresh).await?;
     if ctx.json {
-        return Ok(Reply::Json(Envelope::ok(setup_state(&ctx, actor.user()))));
+        let required = ctx.sec.two_factor_required(actor.user()).await?;
+        return Ok(Reply::Json(Envelope::ok(setup_state(
+            &ctx,
+            actor.user(),
+            required,
+        ))));
     }
     let next = ctx.query_next.as_deref().filter(|n| is_safe_next(n));
     setup_page_view(
@@ -424,6 +439,7 @@ async fn setup(
     fresh: Result<Fresh, ApiError>,
     sub: Result<Submission, Rejected>,
 ) -> Result<Reply, ApiError> {
+    ctx.check_ip()?;
     let actor = actor(&ctx, fresh).await?;
     let sub = sub.map_err(|r| r.error)?;
     match sub.input.text("setup")? {
@@ -496,6 +512,12 @@ async fn setup_validate(
     let code = sub.input.text("code")?;
     let next = ctx.next(&sub.input)?;
     let user = actor.user();
+    if let Actor::Enrolling(p, _) = &actor {
+        // A sign-in's enrolment finishes only the one this browser started.
+        if p.setup.as_deref() != Some(token) {
+            return Err(CoreError::NoCodeExpected.into());
+        }
+    }
     if let Err(e) = ctx
         .sec
         .finish_enrolment(user, token, code, &ctx.origin())

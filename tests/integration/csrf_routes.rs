@@ -13,7 +13,7 @@ use crate::common::*;
 /// database: users (uniquifier, hash, sign-in count), roles, session
 /// records, throttle rows and the demo's likes.
 async fn snapshot(app: &TestApp) -> String {
-    const USERS: &str = r#"SELECT id, email || ' ' || fs_uniquifier, COALESCE(password, ''), COALESCE(login_count, 0), active FROM "user" ORDER BY id"#;
+    const USERS: &str = r#"SELECT id, email || ' ' || fs_uniquifier || ' ' || COALESCE(tf_primary_method, '-') || ' ' || COALESCE(tf_totp_secret, '-') || ' ' || COALESCE(mf_recovery_codes, '-'), COALESCE(password, ''), COALESCE(login_count, 0), active FROM "user" ORDER BY id"#;
     const SESSIONS: &str = "SELECT id_hash FROM gh_session ORDER BY id_hash";
     const THROTTLE: &str = "SELECT key, attempts FROM gh_throttle ORDER BY key";
     const COUNTS: &str =
@@ -71,6 +71,9 @@ fn fields(email: &str) -> Vec<(&'static str, String)> {
         ("new_password", "a brand new horse".to_owned()),
         ("new_password_confirm", "a brand new horse".to_owned()),
         ("remember", "y".to_owned()),
+        // Two-factor: turn it off, start an enrolment, send a code.
+        ("setup", "disable".to_owned()),
+        ("code", "123456".to_owned()),
     ]
 }
 
@@ -107,6 +110,17 @@ async fn setup() -> (TestApp, Browser) {
     app.user("victim@example.com").await;
     app.user("other@example.com").await;
     let b = app.browser_login("victim@example.com", PASSWORD).await;
+    // The victim has two-factor sign-in and recovery codes: a forged
+    // "disable" or new set of codes would show in the snapshot.
+    let stored = gatehouse::core::twofactor::write_secret(
+        b"csrf-routes-key-1234",
+        &app.sec().config.totp_secrets,
+        "t",
+    );
+    crate::on_pool!(&app, p => sqlx::query(
+        r#"UPDATE "user" SET tf_primary_method = 'authenticator', tf_totp_secret = $1,
+           mf_recovery_codes = 'aaaa-bbbb-cccc' WHERE email = 'victim@example.com'"#)
+        .bind(&stored).execute(p).await.map(|_| ()).unwrap());
     (app, b)
 }
 

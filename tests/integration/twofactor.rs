@@ -114,7 +114,14 @@ async fn a_code_works_once_and_only_near_its_time() {
 
 #[rocket::async_test]
 async fn codes_are_throttled_like_passwords() {
-    let app = enrolled(|f| f.merge(("security.account_limit", 3))).await;
+    // A long back-off, so real time passing during the test (each code
+    // check derives the key: slow in a debug build) grants no attempt.
+    let app = enrolled(|f| {
+        f.merge(("security.account_limit", 3))
+            .merge(("security.account_base_delay", 60))
+            .merge(("security.account_max_delay", 60))
+    })
+    .await;
     let (mut b, _) = password_step(&app).await;
     let mut statuses = Vec::new();
     for guess in ["111111", "222222", "333333", "444444"] {

@@ -117,7 +117,12 @@ async fn a_recovery_code_signs_in_once_and_is_announced() {
 
 #[rocket::async_test]
 async fn recovery_codes_are_throttled_and_need_the_password_step() {
-    let app = enrolled(|f| f.merge(("security.account_limit", 3))).await;
+    let app = enrolled(|f| {
+        f.merge(("security.account_limit", 3))
+            .merge(("security.account_base_delay", 60))
+            .merge(("security.account_max_delay", 60))
+    })
+    .await;
     let mut stranger = Browser::default();
     let r = recovery_step(&app, &mut stranger, "0000-0000-0000").await;
     assert_eq!(r.status, Status::BadRequest);
@@ -410,6 +415,24 @@ async fn a_role_that_requires_two_factor_enrols_at_sign_in() {
         app.get_with_token("/api/me", &r.token()).await.status,
         Status::Ok
     );
+    // A role that requires it: it cannot be turned off.
+    let token = r.token();
+    let r = send(accept_json(token_header(
+        app.client.get("/tf-setup"),
+        &token,
+    )))
+    .await;
+    assert_eq!(
+        r.json()["response"]["tf_available_methods"],
+        json!(["authenticator"])
+    );
+    assert_eq!(r.json()["response"]["tf_required"], true);
+    let r = send(token_header(
+        json_body(app.client.post("/tf-setup"), json!({"setup": "disable"})),
+        &token,
+    ))
+    .await;
+    assert_eq!(r.status, Status::BadRequest, "{}", r.body);
     // From now on, a code at every sign-in.
     app.clock.advance(Duration::from_secs(30));
     let r = app
@@ -450,24 +473,28 @@ async fn the_setup_page_enrols_a_browser() {
     let page = b.send(app.client.get("/tf-setup?next=/account")).await;
     assert_eq!(page.status, Status::Ok, "{}", page.body);
     assert!(page.body.contains(r#"id="tf-must""#), "{}", page.body);
-    let r = b
-        .submit(
-            &app.client,
-            "/tf-setup",
-            &[("setup", "authenticator"), ("next", "/account")],
-        )
-        .await;
+    // Each form is sent as the browser sends it: with the CSRF token the
+    // page carries in its hidden field.
+    let r = submit_page(
+        &mut b,
+        &app,
+        &page.body,
+        "/tf-setup",
+        &[("setup", "authenticator"), ("next", "/account")],
+    )
+    .await;
     assert_eq!(r.status, Status::Ok, "{}", r.body);
     assert!(r.body.contains("<svg"), "a QR code drawn here: {}", r.body);
     assert!(!r.body.contains("<script"), "{}", r.body);
     let (key, action) = setup_form(&r.body);
-    let r = b
-        .submit(
-            &app.client,
-            &action,
-            &[("code", "123456"), ("next", "/account")],
-        )
-        .await;
+    let r = submit_page(
+        &mut b,
+        &app,
+        &r.body,
+        &action,
+        &[("code", "123456"), ("next", "/account")],
+    )
+    .await;
     assert_eq!(r.status, Status::Ok, "{}", r.body);
     assert!(r.body.contains("Invalid code"), "{}", r.body);
     assert_eq!(
@@ -475,14 +502,33 @@ async fn the_setup_page_enrols_a_browser() {
         (key.clone(), action.clone()),
         "same key"
     );
+    // Another state token than the one this sign-in started: refused.
+    let boss = uniquifier(&app, "boss@example.com").await;
+    let boss = app.dbh().user_by_uniquifier(&boss).await.unwrap().unwrap();
+    let other = app.sec().start_enrolment(&boss).await.unwrap();
+    let other_code = code_at(
+        &base32_decode(&other.b32key).unwrap(),
+        app.sec().now() as u64,
+    );
+    let r = submit_page(
+        &mut b,
+        &app,
+        &r.body,
+        &format!("/tf-setup/{}", other.state_token),
+        &[("code", &other_code)],
+    )
+    .await;
+    assert_eq!(r.status, Status::BadRequest, "{}", r.body);
     let first = code_at(&key, app.sec().now() as u64);
-    let r = b
-        .submit(
-            &app.client,
-            &action,
-            &[("code", &first), ("next", "/account")],
-        )
-        .await;
+    let page = b.send(app.client.get("/tf-setup")).await;
+    let r = submit_page(
+        &mut b,
+        &app,
+        &page.body,
+        &action,
+        &[("code", &first), ("next", "/account")],
+    )
+    .await;
     assert_eq!(r.status, Status::Found, "{}", r.body);
     assert_eq!(r.location(), "/account");
     let account = b.send(app.client.get("/account")).await;
@@ -493,6 +539,27 @@ async fn the_setup_page_enrols_a_browser() {
         "{}",
         page.body
     );
+}
+
+/// Posts a form of `page` as a browser does: its fields plus the CSRF
+/// token in the page's hidden `csrf_token` field.
+async fn submit_page(
+    b: &mut Browser,
+    app: &TestApp,
+    page: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> Resp {
+    let marker = r#"name="csrf_token" value=""#;
+    let i = page
+        .find(marker)
+        .unwrap_or_else(|| panic!("a CSRF field in {page}"))
+        + marker.len();
+    let csrf = page[i..].split('"').next().unwrap().to_owned();
+    let mut all = vec![("csrf_token", csrf.as_str())];
+    all.extend_from_slice(fields);
+    b.send(form_body(app.client.post(path.to_owned()), &all))
+        .await
 }
 
 /// The key shown as text and the form's action on the enrolment page.
@@ -635,4 +702,31 @@ async fn the_code_page_can_ask_for_help() {
         ))
         .await;
     assert_eq!(r.status, Status::BadRequest, "{}", r.body);
+}
+
+/// An account that has not confirmed its email stops at the password, as
+/// in FS: no code step, no enrolment, no token.
+#[rocket::async_test]
+async fn unconfirmed_accounts_stop_before_the_second_step() {
+    let app = enrolled(|f| {
+        f.merge(("security.confirmable", true))
+            .merge(("security.two_factor_required_roles", vec!["admin"]))
+    })
+    .await;
+    let (_, r) = password_step(&app).await;
+    assert_eq!(r.status, Status::BadRequest, "{}", r.body);
+    assert_eq!(
+        r.json()["response"]["field_errors"]["email"][0],
+        gatehouse::core::msg::CONFIRMATION_REQUIRED
+    );
+    app.user_with("boss@example.com", PASSWORD, &["admin"])
+        .await;
+    let r = app
+        .post_json(
+            "/login",
+            json!({"email": "boss@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, Status::BadRequest, "{}", r.body);
+    assert!(r.json()["response"].get("tf_state").is_none(), "{}", r.body);
 }
