@@ -268,6 +268,12 @@ defaults! {
     d_totp_window: u64 = 1;
     d_tf_pending: u64 = 300;
     d_recovery_codes_n: usize = 5;
+    d_refresh_max_age: u64 = 90 * 86_400;
+    d_refresh_max_idle: u64 = 7 * 86_400;
+    d_refresh_grace: u64 = 30;
+    d_refresh_salt: String = "refresh-token-salt".into();
+    d_refresh_cookie: String = "fs_refresh".into();
+    d_pat_max_days: u64 = 366;
     d_tf_login_validity: u64 = 30 * 86_400;
     d_mail_dir: String = "mail".into();
     d_mail_from: String = "gatehouse <no-reply@localhost>".into();
@@ -484,6 +490,31 @@ pub struct SecurityConfig {
     /// `TWO_FACTOR_RESCUE_MAIL`); none: that option is not offered.
     #[serde(default)]
     pub two_factor_rescue_mail: Option<String>,
+    /// Hand out Flask-Security 5.9 refresh tokens with auth tokens (FS
+    /// `REFRESH_TOKEN`; off in FS), for `/refresh-token`.
+    #[serde(default = "d_true")]
+    pub refresh_token: bool,
+    /// Seconds a refresh family works in all (FS `REFRESH_TOKEN_MAX_AGE`).
+    #[serde(default = "d_refresh_max_age")]
+    pub refresh_token_max_age: u64,
+    /// Seconds a refresh family may go unused (FS `REFRESH_TOKEN_MAX_IDLE`).
+    #[serde(default = "d_refresh_max_idle")]
+    pub refresh_token_max_idle: u64,
+    /// Seconds during which the refresh token just replaced still gets the
+    /// same new pair (two tabs refreshing at once both succeed); later, its
+    /// reuse revokes the family. 0: no grace, as FS.
+    #[serde(default = "d_refresh_grace")]
+    pub refresh_token_grace: u64,
+    /// itsdangerous salt of refresh tokens (FS `REFRESH_TOKEN_SALT`).
+    #[serde(default = "d_refresh_salt")]
+    pub refresh_token_salt: String,
+    /// Cookie that carries the refresh token (HttpOnly, SameSite=Strict;
+    /// FS `REFRESH_TOKEN_COOKIE_NAME`); empty: in the JSON answer instead.
+    #[serde(default = "d_refresh_cookie")]
+    pub refresh_token_cookie_name: String,
+    /// The longest lifetime of a personal access token, days.
+    #[serde(default = "d_pat_max_days")]
+    pub personal_token_max_days: u64,
     /// Seconds since the last password sign-in (or re-authentication at
     /// `/verify`) within which sensitive changes (the email) are allowed;
     /// older sessions and tokens must re-authenticate first (FS
@@ -584,6 +615,12 @@ impl SecurityConfig {
             cfg.totp_secrets
                 .insert("1".to_owned(), DEV_TOTP_SECRET.to_owned());
         }
+        if !cfg.two_factor_required_roles.is_empty() && cfg.totp_secrets.is_empty() {
+            return Err(invalid(
+                "security.two_factor_required_roles",
+                "needs security.totp_secrets: without them nobody can enrol, so those users could never sign in",
+            ));
+        }
         if release && cfg.totp_secrets.values().any(|v| v.contains(DEV_MARKER)) {
             return Err(ConfigError::DevelopmentValue {
                 key: "security.totp_secrets",
@@ -680,11 +717,12 @@ impl SecurityConfig {
             &cfg.reset_salt,
             &cfg.confirm_salt,
             &cfg.change_email_salt,
+            &cfg.refresh_token_salt,
         ];
         if (1..salts.len()).any(|i| salts[..i].contains(&salts[i])) {
             return Err(invalid(
                 "security.*_salt",
-                "token_salt, reset_salt, confirm_salt and change_email_salt must differ: \
+                "token_salt, reset_salt, confirm_salt, change_email_salt and refresh_token_salt must differ: \
                  a token of one kind must never pass for another",
             ));
         }

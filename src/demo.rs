@@ -37,7 +37,7 @@ fn test(_user: TokenUser) -> Json<Value> {
 /// Session or token: who am I?
 #[get("/api/me")]
 async fn me(auth: AuthUser, sec: &State<Security>) -> Result<Json<Value>, ApiError> {
-    let roles = sec.db.user_roles(auth.user.id).await?;
+    let roles = auth.scoped(sec.db.user_roles(auth.user.id).await?);
     let names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
     Ok(Json(
         json!({ "id": auth.user.id, "email": auth.user.email, "roles": names }),

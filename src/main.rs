@@ -27,6 +27,9 @@ enum Command {
     /// Manage roles
     #[command(subcommand)]
     Roles(Roles),
+    /// Manage personal access tokens
+    #[command(subcommand)]
+    Tokens(Tokens),
     /// Print the effective configuration (secrets masked) and fail on weak settings
     CheckConfig,
     /// Measure one password hash at a bcrypt cost, to choose bcrypt_cost
@@ -99,6 +102,34 @@ enum Users {
     ResetTwoFactor {
         /// The user's email
         email: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum Tokens {
+    /// Create a personal access token for a user (printed once)
+    Create {
+        /// The user's email
+        email: String,
+        /// What the token is for
+        #[arg(long)]
+        name: String,
+        /// Days it works
+        #[arg(long, default_value_t = 30)]
+        days: u64,
+        /// Limit it to these roles of the user (comma-separated)
+        #[arg(long, value_delimiter = ',')]
+        role: Vec<String>,
+    },
+    /// List a user's personal access tokens
+    List {
+        /// The user's email
+        email: String,
+    },
+    /// Revoke a personal access token by its id
+    Revoke {
+        /// The token's id (from `tokens list`)
+        id: String,
     },
 }
 
@@ -266,6 +297,68 @@ async fn users(cmd: Users) -> Result<String, String> {
     };
     sec.db.close().await;
     Ok(out)
+}
+
+async fn tokens(cmd: Tokens) -> Result<String, String> {
+    let sec = state().await?;
+    let e = |e: AdminError| e.to_string();
+    Ok(match cmd {
+        Tokens::Create {
+            email,
+            name,
+            days,
+            role,
+        } => {
+            let scope = (!role.is_empty()).then_some(role.as_slice());
+            let (view, token) = admin::create_token(&sec, &email, &name, days, scope)
+                .await
+                .map_err(e)?;
+            format!(
+                "created token {} ({}), good until {}; it is shown only now:\n{token}",
+                view.id,
+                view.name,
+                unix_utc(view.expires_at)
+            )
+        }
+        Tokens::List { email } => {
+            let mut out = format!(
+                "{:<16}  {:<24}  {:<20}  {:<20}  roles",
+                "id", "name", "expires", "last used"
+            );
+            for t in admin::list_tokens(&sec, &email).await.map_err(e)? {
+                let state = if t.revoked {
+                    "revoked".to_owned()
+                } else {
+                    unix_utc(t.expires_at)
+                };
+                out.push_str(&format!(
+                    "\n{:<16}  {:<24}  {:<20}  {:<20}  {}",
+                    t.id,
+                    t.name,
+                    state,
+                    t.last_used_at.map_or("never".to_owned(), unix_utc),
+                    t.scope.map_or("all".to_owned(), |s| s.join(","))
+                ));
+            }
+            out
+        }
+        Tokens::Revoke { id } => {
+            admin::revoke_token(&sec, &id).await.map_err(e)?;
+            format!("revoked token {id}")
+        }
+    })
+}
+
+fn unix_utc(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
 }
 
 async fn roles(cmd: Roles) -> Result<String, String> {
@@ -442,6 +535,7 @@ async fn main() -> ExitCode {
         Command::HashTime { cost, rounds } => hash_time(&figment, cost, rounds).await,
         Command::Users(cmd) => users(cmd).await,
         Command::Roles(cmd) => roles(cmd).await,
+        Command::Tokens(cmd) => tokens(cmd).await,
     };
     match result {
         Ok(out) => {

@@ -166,6 +166,37 @@ pub async fn reset_two_factor(sec: &Security, email: &str) -> Result<(User, bool
     Ok((u, had))
 }
 
+/// Makes a personal access token for a user (scripts, CI): see
+/// [`Security::create_pat`].
+pub async fn create_token(
+    sec: &Security,
+    email: &str,
+    name: &str,
+    days: u64,
+    scope: Option<&[String]>,
+) -> Result<(crate::core::pat::PatView, String), AdminError> {
+    let u = user(sec, email).await?;
+    Ok(sec.create_pat(&u, name, days, scope).await?)
+}
+
+/// A user's personal access tokens.
+pub async fn list_tokens(
+    sec: &Security,
+    email: &str,
+) -> Result<Vec<crate::core::pat::PatView>, AdminError> {
+    let u = user(sec, email).await?;
+    Ok(sec.pats(&u).await?)
+}
+
+/// Revokes a personal access token by id.
+pub async fn revoke_token(sec: &Security, id: &str) -> Result<(), AdminError> {
+    if sec.revoke_pat(None, id).await? {
+        Ok(())
+    } else {
+        Err(AdminError::Invalid(format!("no live token with id {id:?}")))
+    }
+}
+
 /// Every user with their roles.
 pub async fn list_users(sec: &Security) -> Result<Vec<UserSummary>, AdminError> {
     Ok(sec.db.list_users().await?)

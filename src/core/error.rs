@@ -142,6 +142,9 @@ pub enum CoreError {
     /// A two-factor code that is wrong, used, or out of its window.
     #[error("invalid two-factor code")]
     InvalidCode,
+    /// A refresh token that does not work (FS's reasons).
+    #[error("refresh token refused: {0:?}")]
+    RefreshRefused(super::refresh::RefreshProblem),
     /// A recovery code that is wrong or used up.
     #[error("invalid recovery code")]
     InvalidRecoveryCode,
@@ -179,6 +182,7 @@ impl CoreError {
             CoreError::Link { message, .. } => FieldErrors::one("", message.clone()),
             CoreError::CodeRequired { .. } => FieldErrors::one("", msg::TWO_FACTOR_UNSUPPORTED),
             CoreError::InvalidCode => FieldErrors::one("code", msg::INVALID_CODE),
+            CoreError::RefreshRefused(p) => FieldErrors::one("refresh_token", p.message()),
             CoreError::InvalidRecoveryCode => FieldErrors::one("code", msg::INVALID_RECOVERY_CODE),
             CoreError::EnrolRequired { .. } => FieldErrors::one("", msg::ENROL_FIRST),
             CoreError::NoCodeExpected => FieldErrors::one("", msg::NO_CODE_EXPECTED),

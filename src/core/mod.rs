@@ -6,12 +6,15 @@
 pub mod account;
 pub mod admin;
 pub mod clock;
+pub mod devices;
 pub mod error;
 pub mod fernet;
 pub mod links;
 pub mod mfcodes;
 pub mod password;
+pub mod pat;
 pub mod recovery;
+pub mod refresh;
 pub mod scrape;
 pub mod session;
 pub mod signin;
@@ -58,6 +61,17 @@ pub struct Security {
     pub mail: MailConfig,
     /// Wakes this instance's outbox worker when a mail was queued.
     pub mail_wakeup: Arc<tokio::sync::Notify>,
+}
+
+/// Who a token authenticates.
+#[derive(Debug, Clone)]
+pub struct TokenAuth {
+    /// The active user.
+    pub user: User,
+    /// The device it was minted for, if any.
+    pub device: Option<String>,
+    /// The roles it may use, for a limited personal access token.
+    pub scope: Option<Vec<String>>,
 }
 
 /// An active token, as introspection tells it.
@@ -192,18 +206,56 @@ impl Security {
     /// The active user a token names. A bad, expired or revoked token reads
     /// as nobody (`Ok(None)`); `Err` only when the database cannot answer.
     pub async fn token_user(&self, token: &str) -> Result<Option<User>, CoreError> {
-        match self.signer.verify_with_skew(
+        Ok(self.token_auth(token).await?.map(|t| t.user))
+    }
+
+    /// Who a token authenticates, with its device (a gatehouse token) or
+    /// its scope (a personal access token). One indexed lookup: a device
+    /// token also needs its device alive (signed out: refused at once, on
+    /// every instance).
+    pub async fn token_auth(&self, token: &str) -> Result<Option<TokenAuth>, CoreError> {
+        if pat::is_pat(token) {
+            return Ok(self.pat_user(token).await?.map(|p| TokenAuth {
+                user: p.user,
+                device: None,
+                scope: p.scope,
+            }));
+        }
+        let now = self.now();
+        let claims = match self.signer.verify_token(
             token,
-            self.now() as u64,
+            now.max(0) as u64,
             self.config.token_max_age,
             self.config.token_clock_skew,
         ) {
-            Ok(uid) => Ok(self.db.user_by_uniquifier(&uid).await?.filter(|u| u.active)),
+            Ok(c) => c,
             Err(e) => {
                 tracing::debug!(reason = %e, "token refused");
-                Ok(None)
+                return Ok(None);
             }
-        }
+        };
+        let user = match &claims.device {
+            Some(d) => match self.db.user_by_device(&claims.uid, d, now).await? {
+                Some((user, last_used)) => {
+                    // The last use, at most once a minute.
+                    if now - last_used >= 60 {
+                        self.db.touch_device(d, now).await?;
+                    }
+                    Some(user)
+                }
+                None => None,
+            },
+            None => self
+                .db
+                .user_by_uniquifier(&claims.uid)
+                .await?
+                .filter(|u| u.active),
+        };
+        Ok(user.map(|user| TokenAuth {
+            user,
+            device: claims.device,
+            scope: None,
+        }))
     }
 
     /// The account an email names, in any spelling that has the same
@@ -329,6 +381,11 @@ impl Security {
 pub async fn housekeeping(db: &Db, now: i64, window: i64) -> Result<(u64, u64), DbError> {
     let sessions = db.purge_sessions(now).await?;
     let throttle = db.purge_throttle(now, window).await?;
+    // Devices once nothing of them can work; refresh families past their
+    // age (FS deletes them when it makes a new one).
+    db.purge_devices(now).await?;
+    db.purge_refresh(crate::db::DbTime::from_unix_f64(now as f64))
+        .await?;
     key_emails(db).await?;
     Ok((sessions, throttle))
 }

@@ -32,6 +32,9 @@ pub struct SessionData {
     /// "Remember me": persistent, with the longer lifetime.
     #[serde(default)]
     pub rem: bool,
+    /// The device this session belongs to (signed-in sessions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
     /// A two-factor sign-in waiting for its code (an anonymous session).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tf: Option<TfPending>,
@@ -120,29 +123,53 @@ impl Security {
             iat: self.now(),
             rem: false,
             tf: None,
+            dev: None,
         }
     }
 
     /// Starts a brand-new signed-in session for `user` (fresh id and CSRF
     /// secret, primary authentication now) and records it on the server.
+    ///
+    /// It belongs to `device` when given (a re-authentication in the same
+    /// browser), else to a new device for this sign-in from `origin`.
     pub async fn start_session(
         &self,
         user: &User,
         remember: bool,
+        device: Option<&str>,
+        origin: &super::recovery::Origin,
     ) -> Result<SessionData, CoreError> {
+        let now = self.now();
+        let paa = self.clock.now();
+        let max_age = if remember {
+            self.config.remember_max_age
+        } else {
+            self.config.session_max_age
+        };
+        let expires = now + max_age as i64;
+        let device = match device {
+            Some(d) if self.extend_device(d, expires).await? => d.to_owned(),
+            _ => self.new_device(user, origin, paa, expires).await?,
+        };
         let data = SessionData {
             uid: Some(user.fs_uniquifier.clone()),
             sid: Some(random_token()),
             csrf: random_token(),
-            paa: self.clock.now(),
-            iat: self.now(),
+            paa,
+            iat: now,
             rem: remember,
             tf: None,
+            dev: Some(device),
         };
         let sid = data.sid.as_deref().unwrap_or_default();
-        let expires = data.iat + data.max_age(&self.config) as i64;
         self.db
-            .create_session(&session_hash(sid), user.id, data.iat, expires)
+            .create_session(
+                &session_hash(sid),
+                user.id,
+                data.iat,
+                expires,
+                data.dev.as_deref().unwrap_or_default(),
+            )
             .await?;
         Ok(data)
     }

@@ -48,6 +48,17 @@ pub enum TokenError {
     BadPayload,
 }
 
+/// What a valid auth token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    /// The user's fs_uniquifier.
+    pub uid: String,
+    /// When it was issued (unix seconds).
+    pub iat: u64,
+    /// The device it was minted for (gatehouse's tokens since devices).
+    pub device: Option<String>,
+}
+
 /// Signs and verifies tokens with a key derived once from the secrets.
 #[derive(Clone)]
 pub struct TokenSigner {
@@ -89,6 +100,33 @@ impl TokenSigner {
         out.push('.');
         out.push_str(&URL_SAFE_NO_PAD.encode(sig));
         out
+    }
+
+    /// Signs a JSON value with no timestamp, as itsdangerous'
+    /// `URLSafeSerializer.dumps` does (FS's refresh tokens), uncompressed.
+    pub fn sign_untimed(&self, value: &serde_json::Value) -> String {
+        let json = serde_json::to_vec(value).expect("a JSON value serializes");
+        let mut out = URL_SAFE_NO_PAD.encode(json);
+        let sig = self.signature(out.as_bytes()).finalize().into_bytes();
+        out.push('.');
+        out.push_str(&URL_SAFE_NO_PAD.encode(sig));
+        out
+    }
+
+    /// Verifies a `URLSafeSerializer` token (no timestamp; compressed or
+    /// not) and returns its value.
+    pub fn verify_untimed(&self, token: &str) -> Result<serde_json::Value, TokenError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Malformed);
+        }
+        let (payload, sig_b64) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+        let sig = URL_SAFE_NO_PAD
+            .decode(sig_b64)
+            .map_err(|_| TokenError::Malformed)?;
+        self.signature(payload.as_bytes())
+            .verify_slice(&sig)
+            .map_err(|_| TokenError::BadSignature)?;
+        decode_payload(payload)
     }
 
     /// Verifies a token of any payload and returns it. As FS judges its
@@ -146,6 +184,62 @@ impl TokenSigner {
         })
         .expect("payload serializes");
         self.sign_json(&json, now)
+    }
+
+    /// [`mint`](Self::mint) for a token of a device (gatehouse's
+    /// `gh_dev` claim after FS's, which FS ignores): revoking the device
+    /// revokes the token.
+    pub fn mint_for(&self, uid: &str, fs_paa: f64, now: u64, device: Option<&str>) -> String {
+        let Some(device) = device else {
+            return self.mint(uid, fs_paa, now);
+        };
+        #[derive(serde::Serialize)]
+        struct Payload<'a> {
+            ver: &'a str,
+            uid: &'a str,
+            fs_paa: f64,
+            exp: u64,
+            gh_dev: &'a str,
+        }
+        let json = serde_json::to_vec(&Payload {
+            ver: "5",
+            uid,
+            fs_paa,
+            exp: 0,
+            gh_dev: device,
+        })
+        .expect("payload serializes");
+        self.sign_json(&json, now)
+    }
+
+    /// Verifies a token: its uid, when it was issued, and its device, if
+    /// gatehouse minted it for one.
+    pub fn verify_token(
+        &self,
+        token: &str,
+        now: u64,
+        max_age: u64,
+        skew: u64,
+    ) -> Result<Claims, TokenError> {
+        let (payload, ts) = self.verify_signed(token)?;
+        if ts > now.saturating_add(skew) {
+            return Err(TokenError::FromTheFuture);
+        }
+        if now.saturating_sub(ts) > max_age {
+            return Err(TokenError::Expired);
+        }
+        let json = decode_payload(payload)?;
+        let uid = uid_from_payload(&json, now)?;
+        let device = match json.get("gh_dev") {
+            None => None,
+            Some(serde_json::Value::String(d)) if !d.is_empty() && d.len() <= 64 => Some(d.clone()),
+            Some(_) => return Err(TokenError::BadPayload),
+        };
+        Ok(Claims {
+            uid,
+            iat: ts,
+            device,
+        })
     }
 
     /// Verifies a token and returns the `uid` (fs_uniquifier) it carries.

@@ -3,10 +3,12 @@
 //! Queries are written once, in SQL both engines accept (`$N` placeholders,
 //! a quoted `"user"` table), and expanded for each backend by [`with_pool!`].
 
+mod devices;
 mod outbox;
 mod queries;
 mod time;
 
+pub use self::devices::*;
 pub use self::outbox::*;
 pub use self::queries::*;
 pub use self::time::DbTime;

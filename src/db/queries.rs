@@ -211,6 +211,9 @@ impl Db {
             password = COALESCE($3, password), update_datetime = $4
             WHERE id = $1 AND fs_uniquifier = COALESCE($5, fs_uniquifier)"#;
         const SESSIONS: &str = "DELETE FROM gh_session WHERE user_id = $1";
+        const DEVICES: &str = "DELETE FROM gh_device WHERE user_id = $1";
+        const FAMILIES: &str =
+            "UPDATE fs_refresh SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
         let now = DbTime::now();
         let done = with_pool!(self, p => {
             let mut tx = p.begin().await?;
@@ -219,6 +222,8 @@ impl Db {
                 .execute(&mut *tx).await?.rows_affected();
             if done == 1 {
                 sqlx::query(SESSIONS).bind(user_id).execute(&mut *tx).await?;
+                sqlx::query(DEVICES).bind(user_id).execute(&mut *tx).await?;
+                sqlx::query(FAMILIES).bind(user_id).bind(now).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(done)
@@ -389,13 +394,22 @@ impl Db {
         user_id: i32,
         now: i64,
         expires_at: i64,
+        device: &str,
     ) -> Result<(), DbError> {
         const SQL: &str =
-            "INSERT INTO gh_session (id_hash, user_id, created_at, expires_at, last_seen_at)
-            VALUES ($1, $2, $3, $4, $3)";
+            "INSERT INTO gh_session (id_hash, user_id, created_at, expires_at, last_seen_at, device_id)
+            VALUES ($1, $2, $3, $4, $3, $5)";
         with_pool!(self, p => sqlx::query(SQL).bind(id_hash).bind(user_id).bind(now).bind(expires_at)
-            .execute(p).await.map(|r| r.rows_affected()))?;
+            .bind(device).execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
+    }
+
+    /// The device of a session.
+    pub async fn session_device(&self, id_hash: &str) -> Result<Option<String>, DbError> {
+        const SQL: &str = "SELECT device_id FROM gh_session WHERE id_hash = $1";
+        let v: Option<Option<String>> = with_pool!(self, p => sqlx::query_scalar(SQL).bind(id_hash)
+            .fetch_optional(p).await)?;
+        Ok(v.flatten())
     }
 
     /// The active user of a live session: the session row exists, has not
@@ -591,6 +605,9 @@ impl Db {
             mf_recovery_codes = NULL, fs_uniquifier = $2, update_datetime = $3 WHERE id = $1"#;
         const COUNTER: &str = "DELETE FROM gh_tf_counter WHERE user_id = $1";
         const SESSIONS: &str = "DELETE FROM gh_session WHERE user_id = $1";
+        const DEVICES: &str = "DELETE FROM gh_device WHERE user_id = $1";
+        const FAMILIES: &str =
+            "UPDATE fs_refresh SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
         let now = DbTime::now();
         let n = with_pool!(self, p => {
             let mut tx = p.begin().await?;
@@ -598,6 +615,8 @@ impl Db {
                 .rows_affected();
             sqlx::query(COUNTER).bind(user_id).execute(&mut *tx).await?;
             sqlx::query(SESSIONS).bind(user_id).execute(&mut *tx).await?;
+            sqlx::query(DEVICES).bind(user_id).execute(&mut *tx).await?;
+            sqlx::query(FAMILIES).bind(user_id).bind(now).execute(&mut *tx).await?;
             tx.commit().await.map(|_| n)
         })?;
         Ok(n == 1)

@@ -34,6 +34,21 @@ impl DbTime {
         self.0.assume_utc().unix_timestamp()
     }
 
+    /// Seconds since the epoch with the microseconds, as Python's
+    /// `datetime.timestamp()` gives them for FS's naive UTC values.
+    pub fn unix_f64(&self) -> f64 {
+        let t = self.0.assume_utc();
+        t.unix_timestamp() as f64 + f64::from(t.microsecond()) / 1e6
+    }
+
+    /// The naive-UTC time of unix seconds `t` (to the microsecond).
+    pub fn from_unix_f64(t: f64) -> Self {
+        let micros = (t * 1e6).round() as i128;
+        let at = OffsetDateTime::from_unix_timestamp_nanos(micros * 1000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        DbTime(PrimitiveDateTime::new(at.date(), at.time()))
+    }
+
     /// The text form FS writes in SQLite.
     pub fn to_fs_string(&self) -> String {
         self.0.format(WRITE).expect("fixed format")

@@ -148,3 +148,30 @@ pub fn set_tf_validity(jar: &CookieJar<'_>, cfg: &SecurityConfig, token: String,
             .max_age(Duration::seconds(max_age as i64)),
     );
 }
+
+/// Keeps a refresh token in FS's cookie (HttpOnly, SameSite=Strict, for the
+/// refresh family's lifetime).
+pub fn set_refresh(jar: &CookieJar<'_>, cfg: &SecurityConfig, token: String) {
+    jar.add(
+        Cookie::build((cfg.refresh_token_cookie_name.clone(), token))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(cfg.cookie_secure)
+            .max_age(Duration::seconds(cfg.refresh_token_max_age as i64)),
+    );
+}
+
+/// Removes the refresh token cookie.
+pub fn end_refresh(jar: &CookieJar<'_>, cfg: &SecurityConfig) {
+    if cfg.refresh_token_cookie_name.is_empty() {
+        return;
+    }
+    jar.remove(
+        Cookie::build(cfg.refresh_token_cookie_name.clone())
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(cfg.cookie_secure),
+    );
+}

@@ -45,9 +45,15 @@ pub enum Flash {
     TwoFactorOff,
     /// A help request went to the people who run the server.
     RescueSent,
+    /// A device was signed out.
+    DeviceSignedOut,
+    /// Every other device was signed out.
+    OthersSignedOut,
+    /// A personal access token was revoked.
+    TokenRevoked,
 }
 
-const ALL: [Flash; 15] = [
+const ALL: [Flash; 18] = [
     Flash::SignedIn,
     Flash::Registered,
     Flash::PasswordChanged,
@@ -63,6 +69,9 @@ const ALL: [Flash; 15] = [
     Flash::TwoFactorOn,
     Flash::TwoFactorOff,
     Flash::RescueSent,
+    Flash::DeviceSignedOut,
+    Flash::OthersSignedOut,
+    Flash::TokenRevoked,
 ];
 
 /// What a page template gets: `flash.kind` (a CSS class) and `flash.text`.
@@ -92,6 +101,9 @@ impl Flash {
             Flash::TwoFactorOn => "two-factor-on",
             Flash::TwoFactorOff => "two-factor-off",
             Flash::RescueSent => "rescue-sent",
+            Flash::DeviceSignedOut => "device-signed-out",
+            Flash::OthersSignedOut => "others-signed-out",
+            Flash::TokenRevoked => "token-revoked",
         }
     }
 
@@ -134,6 +146,9 @@ impl Flash {
             ),
             // FS's TWO_FACTOR_DISABLED.
             Flash::TwoFactorOff => ("success", "You successfully disabled two factor authorization."),
+            Flash::DeviceSignedOut => ("info", "That device is signed out."),
+            Flash::OthersSignedOut => ("info", "Every other device is signed out."),
+            Flash::TokenRevoked => ("info", "The token is revoked."),
             Flash::RescueSent => (
                 "info",
                 "Your request for help was sent to the people who run this site: they will contact you.",

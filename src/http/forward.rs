@@ -98,7 +98,7 @@ async fn check(
             envelope: Some(env),
         });
     };
-    let held = sec.db.user_roles(auth.user.id).await?;
+    let held = auth.scoped(sec.db.user_roles(auth.user.id).await?);
     if !passes(Access::AllRoles, &held, &names(roles))
         || !passes(Access::AllPermissions, &held, &names(permissions))
     {

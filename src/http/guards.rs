@@ -51,9 +51,25 @@ pub struct AuthUser {
     pub user: User,
     /// How they got in.
     pub via: Via,
+    /// The device of this request (its session's, or its token's), if any.
+    pub device: Option<String>,
+    /// The roles a limited personal access token may use.
+    pub scope: Option<Vec<String>>,
 }
 
 impl AuthUser {
+    /// The roles this request may use: all of the user's, or, for a
+    /// limited personal access token, those in its scope.
+    pub fn scoped(&self, roles: Vec<Role>) -> Vec<Role> {
+        match &self.scope {
+            Some(scope) => roles
+                .into_iter()
+                .filter(|r| scope.contains(&r.name))
+                .collect(),
+            None => roles,
+        }
+    }
+
     /// The session this user came with, if by cookie.
     pub fn session(&self) -> Option<&SessionData> {
         match &self.via {
@@ -94,10 +110,12 @@ pub async fn identify(req: &Request<'_>) -> Result<Option<AuthUser>, ApiError> {
     req.local_cache_async(async {
         let sec = security(req);
         if let Some(token) = presented_token(req) {
-            if let Some(user) = sec.token_user(token).await? {
+            if let Some(t) = sec.token_auth(token).await? {
                 return Ok(Some(AuthUser {
-                    user,
+                    user: t.user,
                     via: Via::Token,
+                    device: t.device,
+                    scope: t.scope,
                 }));
             }
         }
@@ -106,6 +124,8 @@ pub async fn identify(req: &Request<'_>) -> Result<Option<AuthUser>, ApiError> {
         };
         Ok(sec.session_user(&data).await?.map(|user| AuthUser {
             user,
+            device: data.dev.clone(),
+            scope: None,
             via: Via::Session(data),
         }))
     })
@@ -421,6 +441,7 @@ async fn user_with_roles(req: &Request<'_>) -> Result<(AuthUser, Vec<Role>), Api
         })
         .await
         .clone()?;
+    let roles = user.scoped(roles);
     Ok((user, roles))
 }
 

@@ -26,6 +26,10 @@ enum Field {
     Str(String),
     Bool(bool),
     Null,
+    /// A whole number (JSON).
+    Int(i64),
+    /// A list of strings (JSON).
+    List(Vec<String>),
     Other,
 }
 
@@ -60,6 +64,37 @@ impl Input {
             Some(_) => Err(ApiError::Validation(FieldErrors::one(
                 name,
                 msg::NOT_A_STRING,
+            ))),
+        }
+    }
+
+    /// A whole number, given as a JSON number or as text; absent: `None`.
+    pub fn number(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        let bad = || ApiError::Validation(FieldErrors::one(name, "Not a valid integer value."));
+        match self.field(name) {
+            None | Some(Field::Null) => Ok(None),
+            Some(Field::Int(n)) => Ok(Some(*n)),
+            Some(Field::Str(s)) if s.trim().is_empty() => Ok(None),
+            Some(Field::Str(s)) => s.trim().parse().map(Some).map_err(|_| bad()),
+            Some(_) => Err(bad()),
+        }
+    }
+
+    /// A list of names: a JSON list of strings, or comma-separated text (a
+    /// form); absent: empty.
+    pub fn list(&self, name: &str) -> Result<Vec<String>, ApiError> {
+        match self.field(name) {
+            None | Some(Field::Null) => Ok(Vec::new()),
+            Some(Field::List(l)) => Ok(l.clone()),
+            Some(Field::Str(s)) => Ok(s
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned)
+                .collect()),
+            Some(_) => Err(ApiError::Validation(FieldErrors::one(
+                name,
+                "A list of names.",
             ))),
         }
     }
@@ -126,6 +161,19 @@ impl<'de> serde::Deserialize<'de> for FlatObject {
                         serde_json::Value::String(s) => Field::Str(s),
                         serde_json::Value::Bool(b) => Field::Bool(b),
                         serde_json::Value::Null => Field::Null,
+                        serde_json::Value::Number(n) if n.is_i64() => {
+                            Field::Int(n.as_i64().unwrap_or_default())
+                        }
+                        serde_json::Value::Array(items)
+                            if items.iter().all(serde_json::Value::is_string) =>
+                        {
+                            Field::List(
+                                items
+                                    .into_iter()
+                                    .filter_map(|v| v.as_str().map(str::to_owned))
+                                    .collect(),
+                            )
+                        }
                         _ => Field::Other,
                     };
                     out.push((key, value));

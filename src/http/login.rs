@@ -109,13 +109,25 @@ async fn logout(ctx: Ctx<'_>, sub: Result<Submission, Rejected>) -> Result<Reply
     // Only the CSRF rule matters here: whoever the caller is, this
     // browser's session ends. Nobody signed in (an expired session, say):
     // there is nothing to protect, so the cookies just go.
-    match sub {
-        Ok(_) => {}
-        Err(r) if r.anonymous && matches!(r.error, ApiError::BadRequest(_)) => {}
+    let body_refresh = match sub {
+        Ok(s) => s.input.string("refresh_token").map(str::to_owned),
+        Err(r) if r.anonymous && matches!(r.error, ApiError::BadRequest(_)) => None,
         Err(r) => return Err(r.error),
-    }
+    };
     if let Some(data) = &ctx.session {
         ctx.sec.sign_out(data).await?;
+    }
+    // FS 5.9: a refresh token sent along (its cookie, or the body's
+    // `refresh_token`) has its family revoked.
+    let cfg = &ctx.sec.config;
+    let refresh = (!cfg.refresh_token_cookie_name.is_empty())
+        .then(|| ctx.cookies.get(&cfg.refresh_token_cookie_name))
+        .flatten()
+        .map(|c| c.value().to_owned())
+        .or(body_refresh);
+    if let Some(token) = refresh {
+        ctx.sec.revoke_refresh_token(&token).await?;
+        cookies::end_refresh(ctx.cookies, cfg);
     }
     cookies::end(ctx.cookies, &ctx.sec.config);
     if ctx.json {

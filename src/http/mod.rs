@@ -8,6 +8,7 @@ pub mod change;
 pub mod client_ip;
 pub mod cookies;
 pub mod credentials;
+pub mod devices;
 pub mod envelope;
 pub mod error;
 pub mod flash;
@@ -226,5 +227,6 @@ pub fn routes() -> Vec<rocket::Route> {
     r.extend(openapi::routes());
     r.extend(recovery::routes());
     r.extend(twofactor::routes());
+    r.extend(devices::routes());
     r
 }

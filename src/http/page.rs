@@ -199,7 +199,17 @@ impl<'r> Ctx<'r> {
         if let Some(old) = &self.previous {
             self.sec.end_session(old).await?;
         }
-        let data = self.sec.start_session(user, remember).await?;
+        // A new sign-in of the same account in this browser (a
+        // re-authentication, a password change) stays the same device.
+        let same_device = self
+            .previous
+            .as_ref()
+            .filter(|old| old.uid.as_deref() == Some(user.fs_uniquifier.as_str()))
+            .and_then(|old| old.dev.as_deref());
+        let data = self
+            .sec
+            .start_session(user, remember, same_device, &self.origin())
+            .await?;
         cookies::set(self.cookies, &self.sec.config, &data);
         Ok(data)
     }
@@ -228,14 +238,30 @@ impl<'r> Ctx<'r> {
         }
         let mut user_obj = Map::new();
         if self.include_token {
-            user_obj.insert(
-                "authentication_token".into(),
-                Value::from(self.sec.mint_token(&user.fs_uniquifier, paa)),
-            );
+            let device = data.dev.as_deref();
+            let token = self.sec.device_token(user, device, paa).await?;
+            user_obj.insert("authentication_token".into(), Value::from(token));
+            // FS 5.9: a refresh token with the auth token, when on.
+            if self.sec.config.refresh_token {
+                let refresh = self.sec.new_refresh(user, device).await?;
+                self.hand_out_refresh(refresh, &mut user_obj);
+            }
         }
         extra.insert("csrf_token".into(), Value::from(data.csrf));
         extra.insert("user".into(), Value::Object(user_obj));
         Ok(Reply::Json(Envelope::ok(extra)))
+    }
+}
+
+impl Ctx<'_> {
+    /// Hands a refresh token to the client as FS does: in its cookie
+    /// (`refresh_token_cookie_name`), else in the answer's `user`.
+    pub fn hand_out_refresh(&self, token: String, user_obj: &mut Map<String, Value>) {
+        if self.sec.config.refresh_token_cookie_name.is_empty() {
+            user_obj.insert("refresh_token".into(), Value::from(token));
+        } else {
+            cookies::set_refresh(self.cookies, &self.sec.config, token);
+        }
     }
 }
 

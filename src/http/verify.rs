@@ -61,17 +61,28 @@ async fn verify(ctx: Ctx<'_>, sub: Result<AuthedSubmission, Rejected>) -> Result
     // The account page's "Get an API token" form: show the new token once,
     // on a page that carries the new session's CSRF token.
     let data = ctx.start_session(&auth.user, remember).await?;
-    let token = ctx.sec.mint_token(&auth.user.fs_uniquifier, data.paa);
-    account(&ctx, &auth.user, Some(token), data.csrf).await
+    let token = ctx
+        .sec
+        .device_token(&auth.user, data.dev.as_deref(), data.paa)
+        .await?;
+    let auth = AuthUser {
+        device: data.dev.clone(),
+        ..auth
+    };
+    account_with(&ctx, &auth, Some(token), None, data.csrf).await
 }
 
-/// The account page: who you are, your roles, your sign-in history.
-async fn account(
+/// The account page: who you are, your roles, your sign-in history, your
+/// devices and personal access tokens; a new token (`token`, or a new
+/// personal access token `pat`) is shown this once.
+pub async fn account_with(
     ctx: &Ctx<'_>,
-    user: &User,
+    auth: &AuthUser,
     token: Option<String>,
+    pat: Option<String>,
     csrf: String,
 ) -> Result<Reply, ApiError> {
+    let user: &User = &auth.user;
     let roles: Vec<String> = ctx
         .sec
         .db
@@ -99,6 +110,11 @@ async fn account(
         "current_login_ip" => t.current_login_ip,
         "last_login_ip" => t.last_login_ip,
         "token" => token,
+        "pat" => pat,
+        "devices" => serde_json::to_value(ctx.sec.devices(user, auth.device.as_deref()).await?)
+            .unwrap_or_default(),
+        "pats" => serde_json::to_value(ctx.sec.pats(user).await?).unwrap_or_default(),
+        "now" => ctx.sec.now(),
     };
     let form = FormView::new(&FieldErrors::default(), values);
     Ok(render_page(
@@ -113,7 +129,7 @@ async fn account(
 
 #[get("/account")]
 async fn account_page(ctx: Ctx<'_>, auth: AuthUser) -> Result<Reply, ApiError> {
-    account(&ctx, &auth.user, None, ctx.csrf_token()).await
+    account_with(&ctx, &auth, None, None, ctx.csrf_token()).await
 }
 
 /// The routes of this module.

@@ -231,6 +231,16 @@ async fn tokens_cross_between_fs_and_gatehouse() {
     assert_eq!(payload["uid"], user.fs_uniquifier.as_str());
     assert_eq!(payload["exp"], 0);
     assert!(payload["fs_paa"].as_f64().unwrap() > 1.7e9);
-    let keys: Vec<&String> = payload.as_object().unwrap().keys().collect();
-    assert_eq!(keys.len(), 4);
+    // FS's four claims, then gatehouse's device (FS ignores a claim it
+    // does not know; the oracle proves FS takes these tokens).
+    let raw = String::from_utf8(
+        URL_SAFE_NO_PAD
+            .decode(signed.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(raw.starts_with(r#"{"ver":"5","uid":"#), "{raw}");
+    assert!(raw.contains(r#","exp":0,"gh_dev":""#), "{raw}");
+    assert_eq!(payload.as_object().unwrap().len(), 5);
+    assert_eq!(payload["gh_dev"].as_str().map(str::len), Some(32));
 }

@@ -13,6 +13,7 @@ mod compat;
 mod csrf;
 mod csrf_routes;
 mod deploy;
+mod devices;
 mod forward_auth;
 mod input;
 mod introspect;

@@ -1155,3 +1155,101 @@ async fn uniquifier_of(app: &TestApp, email: &str) -> String {
         r#"SELECT fs_uniquifier FROM "user" WHERE email = $1"#)
         .bind(email).fetch_one(p).await.unwrap())
 }
+
+/// Issue 13, item 1: FS 5.9's refresh tokens cross both ways: one minted
+/// here refreshes on FS, and FS's next one refreshes here; one minted by FS
+/// refreshes here (its family gets a device), and FS honours ours after.
+#[rocket::async_test]
+async fn refresh_tokens_cross_both_ways() {
+    let app = app().await;
+    let fs = Fs::start(&app.db);
+    app.user("refresh@example.com").await;
+    let json = [
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json"),
+    ];
+    let fs_refresh = |cookie: &str| {
+        let c = format!("fs_refresh={cookie}");
+        let mut h = json.to_vec();
+        h.push(("Cookie", &c));
+        fs.send("POST", "/refresh-token", &h, "{}")
+    };
+
+    // Minted here, used on FS.
+    let r = app
+        .post_json(
+            "/login?include_auth_token",
+            json!({"email": "refresh@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let ours = r
+        .cookie("fs_refresh")
+        .expect("our refresh cookie")
+        .value()
+        .to_owned();
+    let r = fs_refresh(&ours);
+    assert_eq!(
+        r.status, 200,
+        "FS takes a refresh token made here: {}",
+        r.body
+    );
+    let fs_token = r.json()["response"]["user"]["authentication_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        gh(&app, "GET", "/api/me", None, Some(&fs_token))
+            .await
+            .status,
+        200
+    );
+    let next = r
+        .cookie_pair("fs_refresh")
+        .expect("FS's next refresh token");
+    let next = next.trim_start_matches("fs_refresh=").to_owned();
+    // FS moved the generation: our old one is reuse now (past the grace,
+    // which FS does not keep: it is FS's exchange, at FS's time).
+    let r = refresh_here(&app, next.clone()).await;
+    assert_eq!(
+        r.status,
+        Status::Ok,
+        "FS's next token refreshes here: {}",
+        r.body
+    );
+
+    // Minted by FS, used here.
+    let login = fs.send(
+        "POST",
+        "/login?include_auth_token",
+        &json,
+        &creds("refresh@example.com", PASSWORD).to_string(),
+    );
+    assert_eq!(login.status, 200, "{}", login.body);
+    let theirs = login
+        .cookie_pair("fs_refresh")
+        .expect("FS's refresh cookie");
+    let theirs = theirs.trim_start_matches("fs_refresh=").to_owned();
+    let r = refresh_here(&app, theirs).await;
+    assert_eq!(r.status, Status::Ok, "a refresh token FS made: {}", r.body);
+    let token = r.token();
+    assert_eq!(
+        app.get_with_token("/api/me", &token).await.status,
+        Status::Ok
+    );
+    let ours = r.cookie("fs_refresh").unwrap().value().to_owned();
+    let r = fs_refresh(&ours);
+    assert_eq!(
+        r.status, 200,
+        "and FS takes the one we made next: {}",
+        r.body
+    );
+}
+
+/// POST /refresh-token here with `cookie` as FS's refresh cookie.
+async fn refresh_here(app: &TestApp, cookie: String) -> crate::common::Resp {
+    let mut b = Browser {
+        jar: vec![rocket::http::Cookie::new("fs_refresh", cookie)],
+    };
+    b.send(json_body(app.client.post("/refresh-token"), json!({})))
+        .await
+}

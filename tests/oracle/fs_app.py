@@ -30,7 +30,7 @@ from flask_security import (
     roles_required,
 )
 from flask_security.mail_util import MailUtil
-from flask_security.models import fsqla_v3 as fsqla
+from flask_security.models import fsqla_v4 as fsqla
 
 app = Flask(__name__)
 app.config.update(
@@ -72,6 +72,8 @@ app.config.update(
     # "Remember this browser" (the tf_validity cookie), as gatehouse's
     # security.two_factor_always_validate = false.
     SECURITY_TWO_FACTOR_ALWAYS_VALIDATE=False,
+    # FS 5.9's refresh tokens (fsqla_v4's fs_refresh), in FS's cookie.
+    SECURITY_REFRESH_TOKEN=True,
 )
 
 
@@ -107,7 +109,16 @@ class User(db.Model, fsqla.FsUserMixin):
     pass
 
 
-security = Security(app, SQLAlchemyUserDatastore(db, User, Role), mail_util_cls=FileMail)
+class FsRefreshTracker(db.Model, fsqla.FsRefreshTrackerMixin):
+    # FS's default name for the table (FsModels.refresh_table_name).
+    __tablename__ = "fs_refresh"
+
+
+security = Security(
+    app,
+    SQLAlchemyUserDatastore(db, User, Role, refresh_tracker_model=FsRefreshTracker),
+    mail_util_cls=FileMail,
+)
 
 
 @app.route("/api/test")
