@@ -204,7 +204,9 @@ scenario("/demo token mode: JSON login, localStorage, Authentication-Token", asy
   const stored = await page.evaluate(() => localStorage.getItem("gatehouse.token"));
   assert.match(stored, /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+){2}$/);
   assert.ok(!(await out.textContent()).includes(stored), "the full token is not displayed");
-  assert.equal(await cookie(page, "session"), undefined, "token mode stores no cookie");
+  const refresh = await cookie(page, "fs_refresh");
+  assert.ok(refresh && refresh.httpOnly, "the refresh token is in an HttpOnly cookie");
+  assert.equal(await page.evaluate(() => document.cookie.includes("fs_refresh")), false);
 
   await page.reload(); // the token outlives the page
   await page.locator("#token-state").getByText("A token is stored").waitFor();
@@ -216,6 +218,16 @@ scenario("/demo token mode: JSON login, localStorage, Authentication-Token", asy
   assert.equal(request.headers()["cookie"], undefined, "no cookie sent in token mode");
   await out.getByText('"msg": "Hello World"').waitFor();
   await shot(page, "05-demo-token");
+
+  // The stored token stops working (here: forged away); the page refreshes
+  // it with the cookie and calls again.
+  await page.evaluate(() => localStorage.setItem("gatehouse.token", "expired.token.here"));
+  await page.getByRole("button", { name: /Call the API/ }).click();
+  await out.getByText("↻ refreshed the token").waitFor();
+  await out.getByText('"msg": "Hello World"').waitFor();
+  const fresh = await page.evaluate(() => localStorage.getItem("gatehouse.token"));
+  assert.notEqual(fresh, "expired.token.here", "a working token was stored");
+  await shot(page, "05b-demo-token-refreshed");
   noProblems();
 });
 
@@ -444,5 +456,43 @@ scenario("two-factor: enrol from the setup page's key, sign in with a code, then
   assert.equal(await meStatus(c), 200);
   await mailTo(address, (m) => m.subject.includes("A recovery code was used"));
   await shot(c, "11c-signed-in-with-recovery-code");
+  noProblems();
+});
+
+scenario("devices: the account page lists both browsers and signs the other one out; a personal token", async () => {
+  const address = email("devices");
+  await register(server.base, address);
+  const a = await profile();
+  await signIn(a, address);
+  const b = await profile();
+  await signIn(b, address);
+  assert.equal(await meStatus(b), 200);
+
+  await a.goto("/account");
+  // Both browsers (and the registration's own sign-in, from node).
+  const browsers = a.locator("#devices li.device", { hasText: "Chrome on Linux" });
+  assert.equal(await browsers.count(), 2, "both browsers are listed");
+  assert.equal(await a.locator("#devices .this-device").count(), 1, "this device is marked");
+  await shot(a, "12a-devices");
+  await browsers.filter({ hasNot: a.locator(".this-device") }).getByRole("button", { name: /^Sign out/ }).click();
+  await a.waitForURL("/account");
+  await a.locator("#flash").getByText("That device is signed out.").waitFor();
+  assert.equal(await browsers.count(), 1);
+  assert.equal(await meStatus(b), 401, "the other browser is signed out at once");
+  assert.equal(await meStatus(a), 200, "this one lives on");
+
+  // A personal access token, shown once, works in a header, then revoked.
+  await a.getByLabel("Name").fill("deploy script");
+  await a.getByRole("button", { name: "Create a token" }).click();
+  const pat = (await a.locator("#new-pat").inputValue()).trim();
+  assert.match(pat, /^ghpat_[0-9a-f]{16}_[0-9a-f]{64}$/);
+  const me = await fetch(server.base + "/api/me", { headers: { "Authentication-Token": pat } });
+  assert.equal(me.status, 200);
+  await shot(a, "12b-personal-token");
+  await a.goto("/account");
+  await a.getByRole("button", { name: "Revoke deploy script" }).click();
+  await a.locator("#flash").getByText("The token is revoked.").waitFor();
+  const after = await fetch(server.base + "/api/me", { headers: { "Authentication-Token": pat } });
+  assert.equal(after.status, 401);
   noProblems();
 });

@@ -34,7 +34,7 @@ function show(out, title, body, ok) {
  * mode "token": the stored token, no cookies.
  * Returns {status, data} (data null unless JSON), or null on network error.
  */
-async function call(out, mode, method, path, body) {
+async function call(out, mode, method, path, body, retried) {
   const headers = { Accept: "application/json" };
   if (mode === "session" && method !== "GET") {
     const xsrf = xsrfToken();
@@ -51,7 +51,9 @@ async function call(out, mode, method, path, body) {
     res = await fetch(path, {
       method,
       headers,
-      credentials: mode === "session" ? "same-origin" : "omit",
+      // The token sign-in and /refresh-token carry the HttpOnly fs_refresh
+      // cookie (scripts cannot read it); other token calls send no cookie.
+      credentials: mode === "token" ? "omit" : "same-origin",
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     text = await res.text();
@@ -67,14 +69,49 @@ async function call(out, mode, method, path, body) {
   }
   const shown = data === null ? text : JSON.stringify(data, redact, 2);
   show(out, title + " → " + res.status + " " + res.statusText, shown, res.ok);
+  // A token call refused: the auth token expired or was revoked. One
+  // refresh (the refresh token is in the cookie), then the call again.
+  if (mode === "token" && res.status === 401 && !retried && localStorage.getItem(TOKEN_KEY)) {
+    // Quietly: when the refresh fails too, the 401 stays on show.
+    if (await refreshToken(document.createElement("pre"))) {
+      const again = await call(out, mode, method, path, body, true);
+      if (again) out.textContent = "↻ refreshed the token, then:\n" + out.textContent;
+      return again;
+    }
+  }
   return { status: res.status, data };
+}
+
+/** POST /refresh-token: a new auth token for the refresh token in the
+ * fs_refresh cookie. True when it worked. */
+async function refreshToken(out) {
+  const r = await call(out, "refresh", "POST", "/refresh-token", {});
+  const token = r && r.status === 200 && r.data.response.user.authentication_token;
+  if (token) {
+    localStorage.setItem(TOKEN_KEY, token);
+    tokenState();
+    return true;
+  }
+  return false;
+}
+
+async function refreshNow() {
+  if (await refreshToken($("token-out"))) {
+    $("token-out").textContent = "↻ " + $("token-out").textContent;
+  } else {
+    tokenState(true);
+  }
 }
 
 // ---- session mode ----------------------------------------------------------
 
+/** Whether this browser is signed in by its session cookie. */
+let sessionSignedIn = false;
+
 function sessionState(result) {
   const state = $("session-state");
   const signedIn = Boolean(result && result.status === 200 && result.data);
+  sessionSignedIn = signedIn;
   $("nav-signin").hidden = signedIn;
   if (signedIn) {
     state.textContent = "Signed in as " + result.data.email + " (cookie session).";
@@ -120,7 +157,11 @@ function tokenState(refused) {
 async function tokenLogin(event) {
   event.preventDefault();
   const body = { email: $("t-email").value, password: $("t-password").value };
-  const r = await call($("token-out"), "token", "POST", "/login?include_auth_token", body);
+  // The answer's HttpOnly fs_refresh cookie is kept only if the sign-in
+  // may carry cookies; a browser signed in by session cannot sign in again
+  // (400, as in FS), so it signs in without cookies and gets no refresh.
+  const mode = sessionSignedIn ? "token" : "token-login";
+  const r = await call($("token-out"), mode, "POST", "/login?include_auth_token", body);
   $("t-password").value = "";
   const token = r && r.status === 200 && r.data.response.user.authentication_token;
   if (token) localStorage.setItem(TOKEN_KEY, token);
@@ -150,6 +191,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("session-everywhere").addEventListener("click", sessionEverywhere);
   $("token-login").addEventListener("submit", tokenLogin);
   $("call-test").addEventListener("click", callTest);
+  $("refresh-now").addEventListener("click", refreshNow);
   $("token-everywhere").addEventListener("click", tokenEverywhere);
   $("forget").addEventListener("click", forget);
   tokenState();
