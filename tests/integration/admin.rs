@@ -254,6 +254,69 @@ async fn support_confirms_and_sends_reset_links() {
     assert_eq!(r.status, Status::Ok, "{}", r.body);
 }
 
+/// Personal access tokens from the command line: created (printed once),
+/// listed, revoked.
+#[rocket::async_test]
+async fn tokens_are_made_listed_and_revoked_from_the_command_line() {
+    let app = app().await;
+    app.user_with("ci@example.com", PASSWORD, &["reader"]).await;
+    let e = env(&app.db.url, "");
+    let out = ok(&run(
+        &e,
+        &[
+            "tokens",
+            "create",
+            "CI@example.com",
+            "--name",
+            "nightly",
+            "--days",
+            "7",
+            "--role",
+            "reader",
+        ],
+        "",
+    ));
+    let token = out.lines().last().unwrap().trim().to_owned();
+    assert!(token.starts_with("ghpat_"), "{out}");
+    let r = app.get_with_token("/api/me", &token).await;
+    assert_eq!(r.status, Status::Ok, "{}", r.body);
+    assert_eq!(r.json()["roles"], json!(["reader"]));
+    let list = ok(&run(&e, &["tokens", "list", "ci@example.com"], ""));
+    assert!(
+        list.contains("nightly") && list.contains("reader"),
+        "{list}"
+    );
+    assert!(!list.contains(&token), "never the secret: {list}");
+    let id = token
+        .trim_start_matches("ghpat_")
+        .split('_')
+        .next()
+        .unwrap()
+        .to_owned();
+    let out = ok(&run(&e, &["tokens", "revoke", &id], ""));
+    assert!(out.contains("revoked"), "{out}");
+    assert_eq!(
+        app.get_with_token("/api/me", &token).await.status,
+        Status::Unauthorized
+    );
+    let reason = refused(&run(&e, &["tokens", "revoke", &id], ""));
+    assert!(reason.contains("no live token"), "{reason}");
+    let reason = refused(&run(
+        &e,
+        &[
+            "tokens",
+            "create",
+            "ci@example.com",
+            "--name",
+            "x",
+            "--role",
+            "admin",
+        ],
+        "",
+    ));
+    assert!(reason.contains("admin"), "{reason}");
+}
+
 /// Support: a user lost their phone. `users reset-two-factor` takes the
 /// second factor away and signs them out everywhere.
 #[rocket::async_test]

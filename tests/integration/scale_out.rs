@@ -97,3 +97,93 @@ fn revocation_on_one_instance_is_immediate_on_the_other() {
     }
     assert_eq!(stale, 0, "stale acceptances in {ROUNDS} rounds");
 }
+
+/// Issue 13: signing one device out on one instance stops that device's
+/// token and session on the other at once, and leaves the other device
+/// signed in everywhere. Real processes, a shared database.
+#[test]
+fn a_device_signed_out_on_one_instance_stops_at_once_on_the_other() {
+    const DEVICE_ROUNDS: usize = 200;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(fresh_db());
+    let e = env(&db.url, ",ip_limit_per_minute=100000");
+    let a = Server::start(&e);
+    let b = Server::start(&e);
+    let json = [("Content-Type", "application/json")];
+    let reg = a
+        .request("POST", "/register?include_auth_token", &json, r#"{"email":"devices@example.com","password":"password1","password_confirm":"password1"}"#)
+        .unwrap();
+    assert_eq!(reg.status, 200, "{}", reg.body);
+    // The device that stays.
+    let keeper = reg.json()["response"]["user"]["authentication_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut stale = 0;
+    for round in 0..DEVICE_ROUNDS {
+        let login = a
+            .request(
+                "POST",
+                "/login?include_auth_token",
+                &json,
+                r#"{"email":"devices@example.com","password":"password1"}"#,
+            )
+            .unwrap();
+        assert_eq!(login.status, 200, "round {round}: {}", login.body);
+        let token = login.json()["response"]["user"]["authentication_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let cookie = login.cookie_pair("session").unwrap();
+        let auth = [
+            ("Authentication-Token", token.as_str()),
+            ("Accept", "application/json"),
+        ];
+        let list = b.request("GET", "/sessions", &auth, "").unwrap();
+        assert_eq!(list.status, 200, "round {round}: {}", list.body);
+        let id = list.json()["response"]["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["current"] == true)
+            .expect("this device is listed")["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // Signed out through B, by the keeper's token.
+        let keep = [
+            ("Authentication-Token", keeper.as_str()),
+            ("Accept", "application/json"),
+        ];
+        let out = b
+            .request("DELETE", &format!("/sessions/{id}"), &keep, "")
+            .unwrap();
+        assert_eq!(out.status, 200, "round {round}: {}", out.body);
+        let t = a
+            .request("GET", "/api/test", &[("Authentication-Token", &token)], "")
+            .unwrap();
+        let c = a
+            .request(
+                "GET",
+                "/api/me",
+                &[("Cookie", &cookie), ("Accept", "application/json")],
+                "",
+            )
+            .unwrap();
+        for r in [&t, &c] {
+            match r.status {
+                401 => {}
+                200 => stale += 1,
+                other => panic!("round {round}: unexpected {other}: {}", r.body),
+            }
+        }
+        let k = a
+            .request("GET", "/api/test", &[("Authentication-Token", &keeper)], "")
+            .unwrap();
+        assert_eq!(
+            k.status, 200,
+            "round {round}: the other device stays signed in"
+        );
+    }
+    assert_eq!(stale, 0, "stale acceptances in {DEVICE_ROUNDS} rounds");
+}
