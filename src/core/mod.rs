@@ -72,6 +72,12 @@ pub struct TokenAuth {
     pub device: Option<String>,
     /// The roles it may use, for a limited personal access token.
     pub scope: Option<Vec<String>>,
+    /// A personal access token (not a sign-in's token).
+    pub pat: bool,
+    /// When it was issued (unix seconds).
+    pub iat: u64,
+    /// When it stops being accepted (unix seconds).
+    pub exp: u64,
 }
 
 /// An active token, as introspection tells it.
@@ -219,6 +225,9 @@ impl Security {
                 user: p.user,
                 device: None,
                 scope: p.scope,
+                pat: true,
+                iat: p.created_at.max(0) as u64,
+                exp: p.expires_at.max(0) as u64,
             }));
         }
         let now = self.now();
@@ -255,6 +264,9 @@ impl Security {
             user,
             device: claims.device,
             scope: None,
+            pat: false,
+            iat: claims.iat,
+            exp: claims.iat + self.config.token_max_age,
         }))
     }
 
@@ -274,24 +286,25 @@ impl Security {
     /// active user, when it was issued and when it expires, and the user's
     /// roles; `None` for anything bad, expired, revoked or inactive (the
     /// caller is never told which).
+    ///
+    /// The same check as every request's ([`Self::token_auth`]): a signed-out
+    /// device's token or a revoked personal access token is inactive; a
+    /// limited one reports only its roles.
     pub async fn introspect(&self, token: &str) -> Result<Option<Introspection>, CoreError> {
-        let Ok((uid, iat)) = self.signer.verify_claims(
-            token,
-            self.now() as u64,
-            self.config.token_max_age,
-            self.config.token_clock_skew,
-        ) else {
+        let Some(t) = self.token_auth(token).await? else {
             return Ok(None);
         };
-        let Some(user) = self.db.user_by_uniquifier(&uid).await?.filter(|u| u.active) else {
-            return Ok(None);
-        };
-        let roles = self.db.user_roles(user.id).await?;
+        let roles = self.db.user_roles(t.user.id).await?;
+        let roles = roles
+            .into_iter()
+            .map(|r| r.name)
+            .filter(|name| t.scope.as_ref().is_none_or(|s| s.contains(name)))
+            .collect();
         Ok(Some(Introspection {
-            iat,
-            exp: iat + self.config.token_max_age,
-            roles: roles.into_iter().map(|r| r.name).collect(),
-            user,
+            iat: t.iat,
+            exp: t.exp,
+            roles,
+            user: t.user,
         }))
     }
 

@@ -38,6 +38,10 @@ pub struct PatAuth {
     pub user: User,
     /// Its id.
     pub id: String,
+    /// Unix seconds it was made.
+    pub created_at: i64,
+    /// Unix seconds it stops working.
+    pub expires_at: i64,
     /// The roles it may use, when limited.
     pub scope: Option<Vec<String>>,
 }
@@ -162,6 +166,8 @@ impl Security {
         Ok(Some(PatAuth {
             user: found.user,
             id: id.to_owned(),
+            created_at: found.created_at,
+            expires_at: found.expires_at,
             scope: split_scope(found.scope.as_deref()),
         }))
     }

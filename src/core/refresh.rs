@@ -145,7 +145,13 @@ impl Security {
             .refresh_row(&c.family)
             .await?
             .ok_or(refused(RefreshProblem::NotFound))?;
+        let mut rounds = 0;
         let (gen, row) = loop {
+            rounds += 1;
+            if rounds > 3 {
+                // The row kept moving under us: let the client retry.
+                return Err(CoreError::Busy);
+            }
             let now = self.clock.now();
             let current = i64::from(row.gen.unwrap_or(1));
             if row.revoked_at.is_some() {
@@ -188,10 +194,16 @@ impl Security {
                 break (current, row);
             }
             // Reuse of an old generation: someone else has (or had) this
-            // family's token. Revoke it all.
+            // family's token. Revoke it all: the family, and its device with
+            // the auth tokens minted from it (the copier's too).
             self.db
                 .revoke_refresh(&c.family, DbTime::from_unix_f64(now))
                 .await?;
+            if let Some((device, _)) = self.db.device_of_family(&c.family).await? {
+                self.db
+                    .revoke_devices(row.user_id, Some(&device), None)
+                    .await?;
+            }
             tracing::warn!(
                 event = "refresh_reuse",
                 user_id = row.user_id,
@@ -209,11 +221,25 @@ impl Security {
         let (device, authn_at) = match self.db.device_of_family(&c.family).await? {
             Some(found) => found,
             None => {
+                // A device signed out in the meantime revoked its family:
+                // never adopt that one.
+                let now_row = self.db.refresh_row(&c.family).await?;
+                if now_row.is_none_or(|r| r.revoked_at.is_some()) {
+                    return Err(refused(RefreshProblem::Revoked));
+                }
                 let d = self
                     .new_device(&user, origin, 0.0, row.expires_at.unix())
                     .await?;
-                self.db.link_family(&d, &c.family).await?;
-                (d, 0.0)
+                if self.db.link_family(&d, &c.family).await? {
+                    (d, 0.0)
+                } else {
+                    // Another first refresh linked it first: its device.
+                    self.db.delete_device(&d).await?;
+                    self.db
+                        .device_of_family(&c.family)
+                        .await?
+                        .ok_or(refused(RefreshProblem::Revoked))?
+                }
             }
         };
         let minted_at = row.last_used_at.unix().max(0) as u64;

@@ -69,6 +69,7 @@ struct UserAndTime {
 struct PatLookup {
     #[sqlx(flatten)]
     user: User,
+    created_at: i64,
     secret_hash: String,
     scope: Option<String>,
     expires_at: i64,
@@ -81,6 +82,8 @@ struct PatLookup {
 pub struct PatFound {
     /// Its owner.
     pub user: User,
+    /// Unix seconds it was made.
+    pub created_at: i64,
     /// SHA-256 of its secret, hex.
     pub secret_hash: String,
     /// Its roles, when limited.
@@ -201,6 +204,14 @@ impl Db {
         let devices = format!(
             "DELETE FROM gh_device WHERE id IN (SELECT d.id FROM gh_device d WHERE {PICK})"
         );
+        // "Every other device" also reaches what has no device: sessions from
+        // before devices, and refresh families FS made (not a device's).
+        const LOOSE_SESSIONS: &str =
+            "DELETE FROM gh_session WHERE user_id = $1 AND device_id IS NULL";
+        const LOOSE_FAMILIES: &str = "UPDATE fs_refresh SET revoked_at = $2
+            WHERE user_id = $1 AND revoked_at IS NULL AND refresh_family NOT IN
+                (SELECT d.refresh_family FROM gh_device d
+                 WHERE d.user_id = $1 AND d.refresh_family IS NOT NULL)";
         let now = DbTime::now();
         let n = with_pool!(self, p => {
             let mut tx = p.begin().await?;
@@ -210,9 +221,20 @@ impl Db {
                 .execute(&mut *tx).await?;
             let n = sqlx::query(&devices).bind(user_id).bind(only).bind(keep)
                 .execute(&mut *tx).await?.rows_affected();
+            if only.is_none() {
+                sqlx::query(LOOSE_SESSIONS).bind(user_id).execute(&mut *tx).await?;
+                sqlx::query(LOOSE_FAMILIES).bind(user_id).bind(now).execute(&mut *tx).await?;
+            }
             tx.commit().await.map(|_| n)
         })?;
         Ok(n)
+    }
+
+    /// Deletes a device that was never used (it lost a race).
+    pub async fn delete_device(&self, id: &str) -> Result<(), DbError> {
+        const SQL: &str = "DELETE FROM gh_device WHERE id = $1";
+        with_pool!(self, p => sqlx::query(SQL).bind(id).execute(p).await.map(|_| ()))?;
+        Ok(())
     }
 
     /// Deletes devices that expired by `now` (housekeeping).
@@ -240,12 +262,18 @@ impl Db {
         const SQL: &str = "INSERT INTO fs_refresh
             (refresh_family, gen, expires_at, last_used_at, create_datetime, name, user_id)
             VALUES ($1, 1, $2, $3, $3, $4, $5)";
+        // A device has one live family: the one it had goes (a second
+        // sign-in in the same browser must not leave the first one's refresh
+        // token working, out of reach of "sign out this device").
+        const OLD: &str = "UPDATE fs_refresh SET revoked_at = $2 WHERE revoked_at IS NULL
+            AND refresh_family = (SELECT refresh_family FROM gh_device WHERE id = $1)";
         const LINK: &str = "UPDATE gh_device SET refresh_family = $2 WHERE id = $1";
         with_pool!(self, p => {
             let mut tx = p.begin().await?;
             sqlx::query(SQL).bind(family).bind(expires_at).bind(now).bind(name).bind(user_id)
                 .execute(&mut *tx).await?;
             if let Some(d) = device {
+                sqlx::query(OLD).bind(d).bind(now).execute(&mut *tx).await?;
                 sqlx::query(LINK).bind(d).bind(family).execute(&mut *tx).await?;
             }
             tx.commit().await
@@ -268,8 +296,9 @@ impl Db {
         gen: i32,
         now: DbTime,
     ) -> Result<bool, DbError> {
-        const SQL: &str = "UPDATE fs_refresh SET gen = gen + 1, last_used_at = $3
-            WHERE refresh_family = $1 AND gen = $2 AND revoked_at IS NULL";
+        // FS's column is nullable: NULL reads as generation 1.
+        const SQL: &str = "UPDATE fs_refresh SET gen = COALESCE(gen, 1) + 1, last_used_at = $3
+            WHERE refresh_family = $1 AND COALESCE(gen, 1) = $2 AND revoked_at IS NULL";
         let n = with_pool!(self, p => sqlx::query(SQL).bind(family).bind(gen).bind(now)
             .execute(p).await.map(|r| r.rows_affected()))?;
         Ok(n == 1)
@@ -289,11 +318,21 @@ impl Db {
         Ok(with_pool!(self, p => sqlx::query_as(SQL).bind(family).fetch_optional(p).await)?)
     }
 
-    /// Ties a device to a refresh family (one FS made, refreshed here).
-    pub async fn link_family(&self, device: &str, family: &str) -> Result<(), DbError> {
-        const SQL: &str = "UPDATE gh_device SET refresh_family = $2 WHERE id = $1";
-        with_pool!(self, p => sqlx::query(SQL).bind(device).bind(family).execute(p).await.map(|_| ()))?;
-        Ok(())
+    /// Ties a device to a refresh family (one FS made, refreshed here),
+    /// unless another device has it already (two first refreshes at once):
+    /// false then.
+    pub async fn link_family(&self, device: &str, family: &str) -> Result<bool, DbError> {
+        const SQL: &str = "UPDATE gh_device SET refresh_family = $2 WHERE id = $1
+            AND NOT EXISTS (SELECT 1 FROM gh_device o WHERE o.refresh_family = $2)";
+        let result: Result<u64, DbError> = with_pool!(self, p => sqlx::query(SQL).bind(device)
+            .bind(family).execute(p).await.map(|r| r.rows_affected()))
+        .map_err(DbError::from);
+        match result {
+            Ok(n) => Ok(n == 1),
+            // The unique index decided the race.
+            Err(DbError::AlreadyExists(_) | DbError::Constraint(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Deletes refresh families that expired before `before` (housekeeping;
@@ -331,13 +370,14 @@ impl Db {
     /// every request with such a token.
     pub async fn pat(&self, id: &str) -> Result<Option<PatFound>, DbError> {
         const SQL: &str = r#"SELECT u.id, u.email, u.password, u.active, u.fs_uniquifier, u.tf_primary_method,
-                t.secret_hash, t.scope, t.expires_at, t.revoked_at, t.last_used_at
+                t.created_at, t.secret_hash, t.scope, t.expires_at, t.revoked_at, t.last_used_at
             FROM gh_pat t JOIN "user" u ON u.id = t.user_id
             WHERE t.id = $1 AND u.active = $2"#;
         let row: Option<PatLookup> = with_reader!(self, e => sqlx::query_as(SQL)
             .bind(id).bind(true).fetch_optional(e).await)?;
         Ok(row.map(|r| PatFound {
             user: r.user,
+            created_at: r.created_at,
             secret_hash: r.secret_hash,
             scope: r.scope,
             expires_at: r.expires_at,

@@ -214,6 +214,8 @@ impl Db {
         const DEVICES: &str = "DELETE FROM gh_device WHERE user_id = $1";
         const FAMILIES: &str =
             "UPDATE fs_refresh SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
+        const PATS: &str =
+            "UPDATE gh_pat SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
         let now = DbTime::now();
         let done = with_pool!(self, p => {
             let mut tx = p.begin().await?;
@@ -224,6 +226,7 @@ impl Db {
                 sqlx::query(SESSIONS).bind(user_id).execute(&mut *tx).await?;
                 sqlx::query(DEVICES).bind(user_id).execute(&mut *tx).await?;
                 sqlx::query(FAMILIES).bind(user_id).bind(now).execute(&mut *tx).await?;
+                sqlx::query(PATS).bind(user_id).bind(now.unix()).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(done)
@@ -608,6 +611,8 @@ impl Db {
         const DEVICES: &str = "DELETE FROM gh_device WHERE user_id = $1";
         const FAMILIES: &str =
             "UPDATE fs_refresh SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
+        const PATS: &str =
+            "UPDATE gh_pat SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
         let now = DbTime::now();
         let n = with_pool!(self, p => {
             let mut tx = p.begin().await?;
@@ -617,6 +622,7 @@ impl Db {
             sqlx::query(SESSIONS).bind(user_id).execute(&mut *tx).await?;
             sqlx::query(DEVICES).bind(user_id).execute(&mut *tx).await?;
             sqlx::query(FAMILIES).bind(user_id).bind(now).execute(&mut *tx).await?;
+            sqlx::query(PATS).bind(user_id).bind(now.unix()).execute(&mut *tx).await?;
             tx.commit().await.map(|_| n)
         })?;
         Ok(n == 1)

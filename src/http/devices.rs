@@ -78,9 +78,19 @@ async fn refresh(ctx: Ctx<'_>, body: Result<RefreshBody, ApiError>) -> Result<Re
 
 // ---- devices -----------------------------------------------------------------
 
+/// Devices and personal access tokens are managed by a sign-in (session or
+/// its token), never by a personal access token, scoped or not.
+fn manager(auth: &AuthUser) -> Result<(), ApiError> {
+    if auth.pat {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(())
+}
+
 /// The user's devices, this one marked.
 #[get("/sessions")]
 async fn sessions(auth: AuthUser, ctx: Ctx<'_>) -> Result<Reply, ApiError> {
+    manager(&auth)?;
     let list = ctx.sec.devices(&auth.user, auth.device.as_deref()).await?;
     Ok(Reply::Json(Envelope::ok(obj! {
         "sessions" => serde_json::to_value(list).unwrap_or_default(),
@@ -90,6 +100,7 @@ async fn sessions(auth: AuthUser, ctx: Ctx<'_>) -> Result<Reply, ApiError> {
 /// Signs one device out (this one included, if asked).
 #[delete("/sessions/<id>")]
 async fn sign_out_device(auth: AuthUser, ctx: Ctx<'_>, id: &str) -> Result<Reply, ApiError> {
+    manager(&auth)?;
     if !ctx.sec.revoke_device(&auth.user, id).await? {
         return Err(ApiError::NotFound);
     }
@@ -99,6 +110,7 @@ async fn sign_out_device(auth: AuthUser, ctx: Ctx<'_>, id: &str) -> Result<Reply
 /// Signs every other device out.
 #[delete("/sessions")]
 async fn sign_out_others(auth: AuthUser, ctx: Ctx<'_>) -> Result<Reply, ApiError> {
+    manager(&auth)?;
     let n = ctx
         .sec
         .revoke_other_devices(&auth.user, auth.device.as_deref())
@@ -114,6 +126,7 @@ async fn sign_out_device_form(
     sub: Result<AuthedSubmission, Rejected>,
 ) -> Result<Reply, ApiError> {
     let auth = sub.map_err(|r| r.error)?.auth;
+    manager(&auth)?;
     if !ctx.sec.revoke_device(&auth.user, id).await? {
         return Err(ApiError::NotFound);
     }
@@ -134,6 +147,7 @@ async fn sign_out_others_form(
     sub: Result<AuthedSubmission, Rejected>,
 ) -> Result<Reply, ApiError> {
     let auth = sub.map_err(|r| r.error)?.auth;
+    manager(&auth)?;
     let n = ctx
         .sec
         .revoke_other_devices(&auth.user, auth.device.as_deref())
@@ -149,6 +163,7 @@ async fn sign_out_others_form(
 /// The user's personal access tokens.
 #[get("/tokens")]
 async fn tokens(auth: AuthUser, ctx: Ctx<'_>) -> Result<Reply, ApiError> {
+    manager(&auth)?;
     let list = ctx.sec.pats(&auth.user).await?;
     Ok(Reply::Json(Envelope::ok(obj! {
         "tokens" => serde_json::to_value(list).unwrap_or_default(),
@@ -168,8 +183,9 @@ async fn create_token(
     fresh?;
     let name = input.text("name")?;
     let days = input.number("expires_in_days")?.unwrap_or(30).max(0) as u64;
-    let roles = input.list("roles")?;
-    let scope = (!roles.is_empty()).then_some(roles.as_slice());
+    // A list given, even empty, is the scope (empty: no roles at all).
+    let roles = input.list_given("roles")?;
+    let scope = roles.as_deref();
     let (view, token) = ctx.sec.create_pat(&auth.user, name, days, scope).await?;
     if !ctx.json {
         return super::verify::account_with(&ctx, &auth, None, Some(token), ctx.csrf_token()).await;
@@ -185,6 +201,7 @@ async fn create_token(
 /// Revokes a personal access token.
 #[delete("/tokens/<id>")]
 async fn revoke_token(auth: AuthUser, ctx: Ctx<'_>, id: &str) -> Result<Reply, ApiError> {
+    manager(&auth)?;
     if !ctx.sec.revoke_pat(Some(&auth.user), id).await? {
         return Err(ApiError::NotFound);
     }
@@ -199,6 +216,7 @@ async fn revoke_token_form(
     sub: Result<AuthedSubmission, Rejected>,
 ) -> Result<Reply, ApiError> {
     let auth = sub.map_err(|r| r.error)?.auth;
+    manager(&auth)?;
     if !ctx.sec.revoke_pat(Some(&auth.user), id).await? {
         return Err(ApiError::NotFound);
     }

@@ -55,6 +55,9 @@ pub struct AuthUser {
     pub device: Option<String>,
     /// The roles a limited personal access token may use.
     pub scope: Option<Vec<String>>,
+    /// Signed in with a personal access token: for APIs, never for managing
+    /// the account's devices and tokens.
+    pub pat: bool,
 }
 
 impl AuthUser {
@@ -116,6 +119,7 @@ pub async fn identify(req: &Request<'_>) -> Result<Option<AuthUser>, ApiError> {
                     via: Via::Token,
                     device: t.device,
                     scope: t.scope,
+                    pat: t.pat,
                 }));
             }
         }
@@ -126,6 +130,7 @@ pub async fn identify(req: &Request<'_>) -> Result<Option<AuthUser>, ApiError> {
             user,
             device: data.dev.clone(),
             scope: None,
+            pat: false,
             via: Via::Session(data),
         }))
     })

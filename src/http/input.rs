@@ -80,6 +80,16 @@ impl Input {
         }
     }
 
+    /// Whether a list was given: a JSON list (even empty) or a non-empty
+    /// form field. `None` when absent, null, or an empty form field.
+    pub fn list_given(&self, name: &str) -> Result<Option<Vec<String>>, ApiError> {
+        match self.field(name) {
+            None | Some(Field::Null) => Ok(None),
+            Some(Field::Str(s)) if s.trim().is_empty() => Ok(None),
+            _ => self.list(name).map(Some),
+        }
+    }
+
     /// A list of names: a JSON list of strings, or comma-separated text (a
     /// form); absent: empty.
     pub fn list(&self, name: &str) -> Result<Vec<String>, ApiError> {

@@ -501,3 +501,209 @@ async fn a_limited_token_uses_only_its_roles() {
         "{fields}"
     );
 }
+
+// ---- the review's findings, each pinned -------------------------------------
+
+/// Introspection answers as every request does: a signed-out device's
+/// token is inactive; a personal access token is active with its scope.
+#[rocket::async_test]
+async fn introspection_sees_devices_and_personal_tokens() {
+    use base64::Engine;
+    let secret = "a-client-secret-long-enough";
+    let app = app_with(|f| {
+        f.merge((
+            "security.introspection_clients",
+            vec![json!({"id": "svc", "secret": secret})],
+        ))
+    })
+    .await;
+    app.user_with("intro@example.com", PASSWORD, &["admin", "reader"])
+        .await;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(format!("svc:{secret}"));
+    let introspect = |token: String| {
+        let req = app
+            .client
+            .post("/introspect")
+            .header(rocket::http::ContentType::Form)
+            .header(Header::new("Authorization", format!("Basic {b64}")))
+            .body(format!("token={}", enc(&token)));
+        send(req)
+    };
+    let (_, token) = token_sign_in(&app, "intro@example.com").await;
+    assert_eq!(introspect(token.clone()).await.json()["active"], true);
+    let r = send(accept_json(token_header(
+        app.client.delete("/sessions"),
+        &token,
+    )))
+    .await;
+    assert_eq!(r.status, Status::Ok);
+    let r = send(accept_json(token_header(
+        app.client.get("/sessions"),
+        &token,
+    )))
+    .await;
+    let id = r.json()["response"]["sessions"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    send(accept_json(token_header(
+        app.client.delete(format!("/sessions/{id}")),
+        &token,
+    )))
+    .await;
+    assert_eq!(
+        introspect(token).await.json()["active"],
+        false,
+        "signed out"
+    );
+
+    let login = app.login_token("intro@example.com", PASSWORD).await;
+    let r = create_pat(&app, &login, json!({"name": "svc", "roles": ["reader"]})).await;
+    let pat = r.json()["response"]["token"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let v = introspect(pat).await.json();
+    assert_eq!(v["active"], true, "{v}");
+    assert_eq!(v["roles"], json!(["reader"]), "its scope only: {v}");
+}
+
+/// A second sign-in in the same browser (here /verify with a token) keeps
+/// the device but revokes the refresh family it had: signing the device
+/// out then leaves no refresh token behind.
+#[rocket::async_test]
+async fn a_device_keeps_one_refresh_family() {
+    let app = app().await;
+    app.user("one@example.com").await;
+    let (mut b, _) = token_sign_in(&app, "one@example.com").await;
+    let first = b.get("fs_refresh").unwrap().value().to_owned();
+    let r = b
+        .send(
+            json_body(
+                app.client.post("/verify?include_auth_token"),
+                json!({"password": PASSWORD}),
+            )
+            .header(Header::new("X-CSRF-Token", b.xsrf())),
+        )
+        .await;
+    assert_eq!(r.status, Status::Ok, "{}", r.body);
+    let r = refresh_with(&app, &first).await;
+    assert_eq!(r.errors(), ["Refresh token is invalid (REVOKED)"]);
+    let second = b.get("fs_refresh").unwrap().value().to_owned();
+    let r = b
+        .send(
+            accept_json(app.client.delete("/sessions"))
+                .header(Header::new("X-CSRF-Token", b.xsrf())),
+        )
+        .await;
+    assert_eq!(r.status, Status::Ok);
+    let r = b.send(accept_json(app.client.get("/sessions"))).await;
+    let id = r.json()["response"]["sessions"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.send(
+        accept_json(app.client.delete(format!("/sessions/{id}")))
+            .header(Header::new("X-CSRF-Token", b.xsrf())),
+    )
+    .await;
+    let r = refresh_with(&app, &second).await;
+    assert_eq!(r.status, Status::BadRequest, "{}", r.body);
+}
+
+/// Reuse of an old refresh token also stops the auth tokens its family's
+/// device minted: the copier's as well as the owner's.
+#[rocket::async_test]
+async fn reuse_stops_the_family_s_auth_tokens_too() {
+    let app = app_with(|f| f.merge(("security.refresh_token_grace", 0))).await;
+    let _ = app.user("stolen@example.com").await;
+    let (b, _) = token_sign_in(&app, "stolen@example.com").await;
+    let first = b.get("fs_refresh").unwrap().value().to_owned();
+    let thief = refresh_with(&app, &first).await;
+    let thief_token = auth_token(&thief);
+    assert_eq!(
+        app.get_with_token("/api/me", &thief_token).await.status,
+        Status::Ok
+    );
+    let owner = refresh_with(&app, &first).await;
+    assert_eq!(owner.errors(), ["Refresh token is invalid (GEN_MISMATCH)"]);
+    assert_eq!(
+        app.get_with_token("/api/me", &thief_token).await.status,
+        Status::Unauthorized
+    );
+}
+
+/// A personal access token is for APIs: it cannot list or sign out
+/// devices, nor list or revoke tokens; an empty scope means no roles; and
+/// it dies when the account signs out everywhere.
+#[rocket::async_test]
+async fn personal_tokens_do_not_manage_the_account() {
+    let app = app().await;
+    app.user_with("own@example.com", PASSWORD, &["admin"]).await;
+    let login = app.login_token("own@example.com", PASSWORD).await;
+    let r = create_pat(&app, &login, json!({"name": "all"})).await;
+    let pat = r.json()["response"]["token"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (method, path) in [
+        ("GET", "/sessions"),
+        ("DELETE", "/sessions"),
+        ("GET", "/tokens"),
+    ] {
+        let req = match method {
+            "GET" => app.client.get(path),
+            _ => app.client.delete(path),
+        };
+        let r = send(accept_json(token_header(req, &pat))).await;
+        assert_eq!(r.status, Status::Forbidden, "{method} {path}: {}", r.body);
+    }
+    assert_eq!(
+        app.get_with_token("/api/me", &login).await.status,
+        Status::Ok,
+        "nothing was signed out"
+    );
+    let r = create_pat(&app, &login, json!({"name": "none", "roles": []})).await;
+    let none = r.json()["response"]["token"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.get_with_token("/api/me", &none).await.json()["roles"],
+        json!([])
+    );
+    assert_eq!(
+        app.get_with_token("/api/admin/users", &none).await.status,
+        Status::Forbidden
+    );
+    let r = send(token_header(
+        json_body(app.client.post("/logout-everywhere"), json!({})),
+        &login,
+    ))
+    .await;
+    assert_eq!(r.status, Status::Ok);
+    assert_eq!(
+        app.get_with_token("/api/me", &pat).await.status,
+        Status::Unauthorized,
+        "signed out everywhere"
+    );
+}
+
+/// A family FS made (no device here), refreshed twice at once: both get
+/// the same pair, one device; and FS's nullable `gen` reads as 1.
+#[rocket::async_test]
+async fn families_fs_made_are_adopted_once_and_a_null_gen_works() {
+    let app = app().await;
+    let user = app.user("fsfam@example.com").await;
+    let token = app.sec().new_refresh(&user, None).await.unwrap();
+    crate::on_pool!(&app, p => sqlx::query("UPDATE fs_refresh SET gen = NULL")
+        .execute(p).await.map(|_| ()).unwrap());
+    let (one, two) = tokio::join!(refresh_with(&app, &token), refresh_with(&app, &token));
+    assert_eq!(one.status, Status::Ok, "{}", one.body);
+    assert_eq!(two.status, Status::Ok, "{}", two.body);
+    assert_eq!(auth_token(&one), auth_token(&two));
+    assert_eq!(family_gen(&app).await, [2]);
+    let devices: i64 = crate::on_pool!(&app, p => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM gh_device").fetch_one(p).await.unwrap());
+    assert_eq!(devices, 1);
+}
