@@ -53,7 +53,10 @@ export ROCKET_SECRET_KEY=$(openssl rand -base64 32)
 export ROCKET_DATABASES="{gatehouse={url=\"$DB_URL\"}}"
 # Real secrets, the configured cost. One wrk client stands for many users, so
 # the per-address limit is lifted; every other defence stays as configured.
-export ROCKET_SECURITY="{secret_key=\"$(openssl rand -hex 32)\",password_salt=\"$(openssl rand -hex 32)\",bcrypt_cost=$BCRYPT_COST,cookie_secure=false,ip_limit_per_minute=100000000}"
+export ROCKET_SECURITY="{secret_key=\"$(openssl rand -hex 32)\",password_salt=\"$(openssl rand -hex 32)\",bcrypt_cost=$BCRYPT_COST,cookie_secure=false,ip_limit_per_minute=100000000,public_url=\"http://127.0.0.1:$PORT\"}"
+# A release build needs a mail transport (the reset and confirm flows send
+# mail): files in the work directory, nothing leaves the machine.
+export ROCKET_MAIL="{transport=\"file\",dir=\"$WORK/mail\"}"
 export BENCH_LUA="$ROOT/bench/lua"
 
 echo "== measuring one hash (bcrypt cost $BCRYPT_COST) on an idle machine"
