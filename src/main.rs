@@ -317,7 +317,7 @@ async fn tokens(cmd: Tokens) -> Result<String, String> {
                 "created token {} ({}), good until {}; it is shown only now:\n{token}",
                 view.id,
                 view.name,
-                unix_utc(view.expires_at)
+                gatehouse::core::utc_minutes(view.expires_at)
             )
         }
         Tokens::List { email } => {
@@ -329,14 +329,15 @@ async fn tokens(cmd: Tokens) -> Result<String, String> {
                 let state = if t.revoked {
                     "revoked".to_owned()
                 } else {
-                    unix_utc(t.expires_at)
+                    gatehouse::core::utc_minutes(t.expires_at)
                 };
                 out.push_str(&format!(
                     "\n{:<16}  {:<24}  {:<20}  {:<20}  {}",
                     t.id,
                     t.name,
                     state,
-                    t.last_used_at.map_or("never".to_owned(), unix_utc),
+                    t.last_used_at
+                        .map_or("never".to_owned(), gatehouse::core::utc_minutes),
                     t.scope.map_or("all".to_owned(), |s| s.join(","))
                 ));
             }
@@ -347,18 +348,6 @@ async fn tokens(cmd: Tokens) -> Result<String, String> {
             format!("revoked token {id}")
         }
     })
-}
-
-fn unix_utc(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute] UTC"
-            ))
-            .ok()
-        })
-        .unwrap_or_default()
 }
 
 async fn roles(cmd: Roles) -> Result<String, String> {

@@ -132,6 +132,19 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Unix seconds as "2026-12-01 20:35 UTC" (pages, the CLI).
+pub fn utc_minutes(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute] UTC"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
 /// `N` bytes from the OS random source, as lowercase hex.
 pub fn random_hex<const N: usize>() -> String {
     let mut bytes = [0u8; N];

@@ -168,39 +168,23 @@ impl TokenSigner {
     /// Mints a token for `uid`, exactly as FS `get_auth_token()` would at
     /// `now` (unix seconds) with primary-authentication time `fs_paa`.
     pub fn mint(&self, uid: &str, fs_paa: f64, now: u64) -> String {
-        #[derive(serde::Serialize)]
-        struct Payload<'a> {
-            ver: &'a str,
-            uid: &'a str,
-            fs_paa: f64,
-            exp: u64,
-        }
-        // Field order matters for byte-compatibility: ver, uid, fs_paa, exp.
-        let json = serde_json::to_vec(&Payload {
-            ver: "5",
-            uid,
-            fs_paa,
-            exp: 0,
-        })
-        .expect("payload serializes");
-        self.sign_json(&json, now)
+        self.mint_for(uid, fs_paa, now, None)
     }
 
     /// [`mint`](Self::mint) for a token of a device (gatehouse's
     /// `gh_dev` claim after FS's, which FS ignores): revoking the device
-    /// revokes the token.
+    /// revokes the token. Without a device, exactly FS's token.
     pub fn mint_for(&self, uid: &str, fs_paa: f64, now: u64, device: Option<&str>) -> String {
-        let Some(device) = device else {
-            return self.mint(uid, fs_paa, now);
-        };
         #[derive(serde::Serialize)]
         struct Payload<'a> {
             ver: &'a str,
             uid: &'a str,
             fs_paa: f64,
             exp: u64,
-            gh_dev: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            gh_dev: Option<&'a str>,
         }
+        // Field order matters for byte-compatibility: ver, uid, fs_paa, exp.
         let json = serde_json::to_vec(&Payload {
             ver: "5",
             uid,
@@ -274,15 +258,8 @@ impl TokenSigner {
         max_age: u64,
         skew: u64,
     ) -> Result<(String, u64), TokenError> {
-        let (payload, ts) = self.verify_signed(token)?;
-        if ts > now.saturating_add(skew) {
-            return Err(TokenError::FromTheFuture);
-        }
-        if now.saturating_sub(ts) > max_age {
-            return Err(TokenError::Expired);
-        }
-        let json = decode_payload(payload)?;
-        uid_from_payload(&json, now).map(|uid| (uid, ts))
+        self.verify_token(token, now, max_age, skew)
+            .map(|c| (c.uid, c.iat))
     }
 }
 

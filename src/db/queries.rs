@@ -95,6 +95,32 @@ pub struct NewIds {
     pub webauthn_user_handle: String,
 }
 
+/// Within a rotation's transaction `$tx`: everything that let `$user`
+/// in ends with it: session records, devices, refresh families (revoked, as
+/// FS's `reset_user_access`), personal access tokens (revoked).
+macro_rules! end_access {
+    ($tx:ident, $user:expr, $now:expr) => {{
+        const SESSIONS: &str = "DELETE FROM gh_session WHERE user_id = $1";
+        const DEVICES: &str = "DELETE FROM gh_device WHERE user_id = $1";
+        const FAMILIES: &str =
+            "UPDATE fs_refresh SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
+        const PATS: &str =
+            "UPDATE gh_pat SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
+        sqlx::query(SESSIONS).bind($user).execute(&mut *$tx).await?;
+        sqlx::query(DEVICES).bind($user).execute(&mut *$tx).await?;
+        sqlx::query(FAMILIES)
+            .bind($user)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+        sqlx::query(PATS)
+            .bind($user)
+            .bind($now.unix())
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+
 impl Db {
     /// Looks a user up by the canonical form of an email (`key`); a row
     /// that Flask-Security wrote and gatehouse has not keyed yet is found
@@ -210,12 +236,6 @@ impl Db {
         const SQL: &str = r#"UPDATE "user" SET fs_uniquifier = $2,
             password = COALESCE($3, password), update_datetime = $4
             WHERE id = $1 AND fs_uniquifier = COALESCE($5, fs_uniquifier)"#;
-        const SESSIONS: &str = "DELETE FROM gh_session WHERE user_id = $1";
-        const DEVICES: &str = "DELETE FROM gh_device WHERE user_id = $1";
-        const FAMILIES: &str =
-            "UPDATE fs_refresh SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
-        const PATS: &str =
-            "UPDATE gh_pat SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
         let now = DbTime::now();
         let done = with_pool!(self, p => {
             let mut tx = p.begin().await?;
@@ -223,10 +243,7 @@ impl Db {
                 .bind(user_id).bind(uniquifier).bind(password_hash).bind(now).bind(expected)
                 .execute(&mut *tx).await?.rows_affected();
             if done == 1 {
-                sqlx::query(SESSIONS).bind(user_id).execute(&mut *tx).await?;
-                sqlx::query(DEVICES).bind(user_id).execute(&mut *tx).await?;
-                sqlx::query(FAMILIES).bind(user_id).bind(now).execute(&mut *tx).await?;
-                sqlx::query(PATS).bind(user_id).bind(now.unix()).execute(&mut *tx).await?;
+                end_access!(tx, user_id, now);
             }
             tx.commit().await?;
             Ok(done)
@@ -607,22 +624,13 @@ impl Db {
         const SQL: &str = r#"UPDATE "user" SET tf_primary_method = NULL, tf_totp_secret = NULL,
             mf_recovery_codes = NULL, fs_uniquifier = $2, update_datetime = $3 WHERE id = $1"#;
         const COUNTER: &str = "DELETE FROM gh_tf_counter WHERE user_id = $1";
-        const SESSIONS: &str = "DELETE FROM gh_session WHERE user_id = $1";
-        const DEVICES: &str = "DELETE FROM gh_device WHERE user_id = $1";
-        const FAMILIES: &str =
-            "UPDATE fs_refresh SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
-        const PATS: &str =
-            "UPDATE gh_pat SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL";
         let now = DbTime::now();
         let n = with_pool!(self, p => {
             let mut tx = p.begin().await?;
             let n = sqlx::query(SQL).bind(user_id).bind(uniquifier).bind(now).execute(&mut *tx).await?
                 .rows_affected();
             sqlx::query(COUNTER).bind(user_id).execute(&mut *tx).await?;
-            sqlx::query(SESSIONS).bind(user_id).execute(&mut *tx).await?;
-            sqlx::query(DEVICES).bind(user_id).execute(&mut *tx).await?;
-            sqlx::query(FAMILIES).bind(user_id).bind(now).execute(&mut *tx).await?;
-            sqlx::query(PATS).bind(user_id).bind(now.unix()).execute(&mut *tx).await?;
+            end_access!(tx, user_id, now);
             tx.commit().await.map(|_| n)
         })?;
         Ok(n == 1)

@@ -60,17 +60,7 @@ impl Assets {
         // Every template is HTML: escape everything, whatever its name.
         templates.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
         // Unix seconds as "2026-12-01 20:35 UTC".
-        templates.add_filter("utc", |t: i64| {
-            time::OffsetDateTime::from_unix_timestamp(t)
-                .ok()
-                .and_then(|t| {
-                    t.format(time::macros::format_description!(
-                        "[year]-[month]-[day] [hour]:[minute] UTC"
-                    ))
-                    .ok()
-                })
-                .unwrap_or_default()
-        });
+        templates.add_filter("utc", crate::core::utc_minutes);
         templates.set_loader(move |name| {
             let file = format!("{name}.html.j2");
             let bytes = read(template_dir.as_deref(), &file, |f| {

@@ -55,50 +55,43 @@ fn with_next(path: &str, next: &str) -> String {
 /// The answer of `/login` when a code is needed: JSON gets FS's keys, a
 /// browser goes to the code page.
 pub fn code_required(ctx: &Ctx<'_>, uid: String, remember: bool, next: &str) -> Reply {
-    let csrf = keep_pending(
-        ctx,
-        TfPending {
-            uid,
-            at: ctx.sec.now(),
-            rem: remember,
-            enrol: false,
-            setup: None,
-        },
-    );
-    if ctx.json {
-        return Reply::Json(Envelope::ok(obj! {
-            "csrf_token" => csrf,
-            "tf_method" => "authenticator",
-            "tf_primary_method" => "authenticator",
-            "tf_required" => true,
-            "tf_state" => "ready",
-        }));
-    }
-    Reply::Redirect(with_next("/tf-validate", next))
+    pending_answer(ctx, uid, remember, next, false)
 }
 
 /// The answer of `/login` when the account must enrol first (a role of its
 /// requires two-factor sign-in): FS's `setup_from_login` state; a browser
 /// goes to the setup page.
 pub fn enrol_required(ctx: &Ctx<'_>, uid: String, remember: bool, next: &str) -> Reply {
+    pending_answer(ctx, uid, remember, next, true)
+}
+
+fn pending_answer(ctx: &Ctx<'_>, uid: String, remember: bool, next: &str, enrol: bool) -> Reply {
     let csrf = keep_pending(
         ctx,
         TfPending {
             uid,
             at: ctx.sec.now(),
             rem: remember,
-            enrol: true,
+            enrol,
             setup: None,
         },
     );
-    if ctx.json {
-        return Reply::Json(Envelope::ok(obj! {
+    match (ctx.json, enrol) {
+        (true, false) => Reply::Json(Envelope::ok(obj! {
+            "csrf_token" => csrf,
+            "tf_method" => "authenticator",
+            "tf_primary_method" => "authenticator",
+            "tf_required" => true,
+            "tf_state" => "ready",
+        })),
+        (true, true) => Reply::Json(Envelope::ok(obj! {
             "csrf_token" => csrf,
             "tf_required" => true,
             "tf_state" => "setup_from_login",
-        }));
+        })),
+        (false, false) => Reply::Redirect(with_next("/tf-validate", next)),
+        (false, true) => Reply::Redirect(with_next("/tf-setup", next)),
     }
-    Reply::Redirect(with_next("/tf-setup", next))
 }
 
 /// The sign-in waiting for its code in this browser, if any.
