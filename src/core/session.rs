@@ -192,8 +192,14 @@ impl Security {
             return Ok(None);
         };
         // Record the use at most once a minute (or a tenth of the limit):
-        // enough for the limit, no write on every request.
-        if idle > 0 && now - last_seen >= (idle / 10).clamp(1, 60) {
+        // enough for the limit and the device list's "last seen", no write
+        // on every request.
+        let every = if idle > 0 {
+            (idle / 10).clamp(1, 60)
+        } else {
+            60
+        };
+        if now - last_seen >= every {
             self.db.touch_session(&hash, now).await?;
         }
         Ok(Some(user))

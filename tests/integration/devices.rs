@@ -253,6 +253,11 @@ async fn devices_are_listed_and_signed_out_one_by_one() {
     let (phone, phone_token) = token_sign_in(&app, "dev@example.com").await;
     let phone_refresh = phone.get("fs_refresh").unwrap().value().to_owned();
 
+    // Seen again two minutes later: its "last seen" moves (a browser's
+    // session records its use at most once a minute).
+    app.clock.advance(Duration::from_secs(120));
+    let r = laptop.send(accept_json(app.client.get("/api/me"))).await;
+    assert_eq!(r.status, Status::Ok);
     let r = laptop.send(accept_json(app.client.get("/sessions"))).await;
     assert_eq!(r.status, Status::Ok, "{}", r.body);
     let list = r.json()["response"]["sessions"].as_array().unwrap().clone();
@@ -260,6 +265,14 @@ async fn devices_are_listed_and_signed_out_one_by_one() {
     let mine: Vec<_> = list.iter().filter(|d| d["current"] == true).collect();
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0]["label"], "Firefox on Linux");
+    let (created, seen) = (
+        mine[0]["created_at"].as_i64().unwrap(),
+        mine[0]["last_used_at"].as_i64().unwrap(),
+    );
+    assert!(
+        seen >= created + 120,
+        "last seen {seen}, signed in {created}"
+    );
     let phone_id = list.iter().find(|d| d["current"] == false).unwrap()["id"]
         .as_str()
         .unwrap()
