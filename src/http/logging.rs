@@ -102,7 +102,18 @@ impl Fairing for RequestLog {
 /// tokens, Basic credentials and cookies) at debug and the request line
 /// with its query (`?auth_token=`) at info. [`RequestLog`] logs what is
 /// useful of a request instead.
-const CAPPED: &[&str] = &["rocket::server=warn", "hyper=warn", "h2=warn"];
+///
+/// Rocket's notes under a request (`rocket::server::_`: "No matching
+/// routes for GET /x" at error, "Responding with registered catcher" at
+/// warn) are off: every 404 and 401 printed them, so anyone could fill the
+/// error log, and they cost a sixth of a 401's work. The request line says
+/// the same; a handler panic still reaches the panic hook and logs a 500.
+const CAPPED: &[&str] = &[
+    "rocket::server=warn",
+    "rocket::server::_=off",
+    "hyper=warn",
+    "h2=warn",
+];
 
 /// Installs the global tracing subscriber: readable text by default, one
 /// JSON object per line with `json = true`. `RUST_LOG` overrides `filter`,

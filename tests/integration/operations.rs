@@ -51,6 +51,14 @@ fn logs_have_one_line_per_request_and_never_a_secret() {
     server
         .request("GET", "/api/me", &[("Cookie", &cookie)], "")
         .unwrap();
+    // A 404 and a 401: one line each too (Rocket's own per-request notes,
+    // "No matching routes" at error and the catcher at warn, are off).
+    let missing = server.request("GET", "/no-such-page", &[], "").unwrap();
+    assert_eq!(missing.status, 404);
+    let refused = server
+        .request("GET", "/api/test", &[("Accept", "application/json")], "")
+        .unwrap();
+    assert_eq!(refused.status, 401);
     let out = server
         .request(
             "POST",
@@ -95,7 +103,11 @@ fn logs_have_one_line_per_request_and_never_a_secret() {
         .iter()
         .filter(|e| e["message"] == "request")
         .collect();
-    assert_eq!(requests.len(), 5, "{logs}");
+    assert_eq!(requests.len(), 7, "{logs}");
+    assert!(
+        !logs.contains("No matching routes") && !logs.contains("Responding with"),
+        "Rocket's per-request notes: {logs}"
+    );
     let traced = requests
         .iter()
         .find(|r| r["request_id"] == "trace-me-42")
