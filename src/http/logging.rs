@@ -106,7 +106,7 @@ impl Fairing for RequestLog {
 /// Rocket's notes under a request (`rocket::server::_`: "No matching
 /// routes for GET /x" at error, "Responding with registered catcher" at
 /// warn) are off: every 404 and 401 printed them, so anyone could fill the
-/// error log, and they cost a sixth of a 401's work. The request line says
+/// error log, and they were 7% of a 401's instructions. The request line says
 /// the same; a handler panic still reaches the panic hook and logs a 500.
 const CAPPED: &[&str] = &[
     "rocket::server=warn",
