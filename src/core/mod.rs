@@ -78,6 +78,9 @@ pub struct TokenAuth {
     pub iat: u64,
     /// When it stops being accepted (unix seconds).
     pub exp: u64,
+    /// Its primary authentication time (`fs_paa`; 0 for a personal access
+    /// token, which is never fresh).
+    pub paa: f64,
 }
 
 /// An active token, as introspection tells it.
@@ -241,6 +244,7 @@ impl Security {
                 pat: true,
                 iat: p.created_at.max(0) as u64,
                 exp: p.expires_at.max(0) as u64,
+                paa: 0.0,
             }));
         }
         let now = self.now();
@@ -280,6 +284,7 @@ impl Security {
             pat: false,
             iat: claims.iat,
             exp: claims.iat + self.config.token_max_age,
+            paa: claims.paa,
         }))
     }
 
@@ -339,11 +344,6 @@ impl Security {
                     );
                 found | same
             })
-    }
-
-    /// Mints a token for a user whose primary authentication was at `paa`.
-    pub fn mint_token(&self, uid: &str, paa: f64) -> String {
-        self.signer.mint(uid, paa, self.now() as u64)
     }
 
     /// Revokes every session and token of a user at once by rotating their

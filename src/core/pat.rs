@@ -36,8 +36,6 @@ pub struct PatView {
 pub struct PatAuth {
     /// The owner.
     pub user: User,
-    /// Its id.
-    pub id: String,
     /// Unix seconds it was made.
     pub created_at: i64,
     /// Unix seconds it stops working.
@@ -165,7 +163,6 @@ impl Security {
         }
         Ok(Some(PatAuth {
             user: found.user,
-            id: id.to_owned(),
             created_at: found.created_at,
             expires_at: found.expires_at,
             scope: split_scope(found.scope.as_deref()),

@@ -148,21 +148,6 @@ impl Security {
         self.config.freshness == 0 || (self.clock.now() - paa) <= self.config.freshness as f64
     }
 
-    /// The primary authentication time a token carries (FS `fs_paa`; 0
-    /// for a token without one), when the token is good.
-    pub fn token_paa(&self, token: &str) -> Option<f64> {
-        let value = self
-            .signer
-            .verify_value(
-                token,
-                self.now() as u64,
-                self.config.token_max_age,
-                self.config.token_clock_skew,
-            )
-            .ok()?;
-        Some(value.get("fs_paa").and_then(Value::as_f64).unwrap_or(0.0))
-    }
-
     /// Sign-in needs a confirmed email (FS `CONFIRMABLE` without
     /// `LOGIN_WITHOUT_CONFIRMATION`).
     pub fn confirmation_required(&self) -> bool {

@@ -49,12 +49,14 @@ pub enum TokenError {
 }
 
 /// What a valid auth token says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Claims {
     /// The user's fs_uniquifier.
     pub uid: String,
     /// When it was issued (unix seconds).
     pub iat: u64,
+    /// The primary authentication time it carries (FS `fs_paa`; 0 without).
+    pub paa: f64,
     /// The device it was minted for (gatehouse's tokens since devices).
     pub device: Option<String>,
 }
@@ -222,6 +224,10 @@ impl TokenSigner {
         Ok(Claims {
             uid,
             iat: ts,
+            paa: json
+                .get("fs_paa")
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(0.0),
             device,
         })
     }
@@ -231,35 +237,7 @@ impl TokenSigner {
     /// The MAC is checked in constant time before anything of the payload is
     /// decoded; the age is checked against `max_age` seconds at `now`.
     pub fn verify(&self, token: &str, now: u64, max_age: u64) -> Result<String, TokenError> {
-        self.verify_with_skew(token, now, max_age, 0)
-    }
-
-    /// [`verify`](Self::verify), accepting a timestamp up to `skew` seconds
-    /// ahead of `now`: several instances' clocks differ a little, and a
-    /// token one of them just minted must work on the others at once. The
-    /// age limit is unchanged.
-    pub fn verify_with_skew(
-        &self,
-        token: &str,
-        now: u64,
-        max_age: u64,
-        skew: u64,
-    ) -> Result<String, TokenError> {
-        self.verify_claims(token, now, max_age, skew)
-            .map(|(uid, _)| uid)
-    }
-
-    /// [`verify_with_skew`](Self::verify_with_skew), also returning when the
-    /// token was issued (unix seconds).
-    pub fn verify_claims(
-        &self,
-        token: &str,
-        now: u64,
-        max_age: u64,
-        skew: u64,
-    ) -> Result<(String, u64), TokenError> {
-        self.verify_token(token, now, max_age, skew)
-            .map(|c| (c.uid, c.iat))
+        self.verify_token(token, now, max_age, 0).map(|c| c.uid)
     }
 }
 

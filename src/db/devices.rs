@@ -134,13 +134,6 @@ impl Db {
         Ok(n == 1)
     }
 
-    /// The device's owner and primary authentication time, if it lives.
-    pub async fn device(&self, id: &str, now: i64) -> Result<Option<(i32, f64)>, DbError> {
-        const SQL: &str =
-            "SELECT user_id, authn_at FROM gh_device WHERE id = $1 AND expires_at > $2";
-        Ok(with_pool!(self, p => sqlx::query_as(SQL).bind(id).bind(now).fetch_optional(p).await)?)
-    }
-
     /// The active user a device token names: the uniquifier current and the
     /// device not revoked nor expired. Also when the device was last used.
     /// One query on every request with such a token.

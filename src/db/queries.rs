@@ -424,14 +424,6 @@ impl Db {
         Ok(())
     }
 
-    /// The device of a session.
-    pub async fn session_device(&self, id_hash: &str) -> Result<Option<String>, DbError> {
-        const SQL: &str = "SELECT device_id FROM gh_session WHERE id_hash = $1";
-        let v: Option<Option<String>> = with_pool!(self, p => sqlx::query_scalar(SQL).bind(id_hash)
-            .fetch_optional(p).await)?;
-        Ok(v.flatten())
-    }
-
     /// The active user of a live session: the session row exists, has not
     /// expired, was used since `idle_since` (0: no inactivity limit), and
     /// its user still has the uniquifier the cookie carries. Also returns

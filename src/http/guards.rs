@@ -58,6 +58,9 @@ pub struct AuthUser {
     /// Signed in with a personal access token: for APIs, never for managing
     /// the account's devices and tokens.
     pub pat: bool,
+    /// The primary authentication time (the session's, or the token's
+    /// `fs_paa`), read once with the credential.
+    pub paa: f64,
 }
 
 impl AuthUser {
@@ -120,6 +123,7 @@ pub async fn identify(req: &Request<'_>) -> Result<Option<AuthUser>, ApiError> {
                     device: t.device,
                     scope: t.scope,
                     pat: t.pat,
+                    paa: t.paa,
                 }));
             }
         }
@@ -131,6 +135,7 @@ pub async fn identify(req: &Request<'_>) -> Result<Option<AuthUser>, ApiError> {
             device: data.dev.clone(),
             scope: None,
             pat: false,
+            paa: data.paa,
             via: Via::Session(data),
         }))
     })
@@ -599,14 +604,7 @@ impl<'r> FromRequest<'r> for Fresh {
             Ok(None) => return fail(req, ApiError::Unauthenticated { basic: false }),
             Err(e) => return fail(req, e),
         };
-        let sec = security(req);
-        let paa = match &auth.via {
-            Via::Session(s) => s.paa,
-            Via::Token => presented_token(req)
-                .and_then(|t| sec.token_paa(t))
-                .unwrap_or(0.0),
-        };
-        if sec.is_fresh(paa) {
+        if security(req).is_fresh(auth.paa) {
             Outcome::Success(Fresh(auth))
         } else {
             fail(req, ApiError::ReauthRequired)
