@@ -42,12 +42,23 @@ impl Envelope {
 
     /// The serialized body. serde_json's map is ordered, so keys come out sorted.
     pub fn body(&self) -> String {
-        let mut meta = Map::new();
-        meta.insert("code".into(), Value::from(self.status.code));
-        let mut root = Map::new();
-        root.insert("meta".into(), Value::Object(meta));
-        root.insert("response".into(), Value::Object(self.response.clone()));
-        Value::Object(root).to_string()
+        #[derive(serde::Serialize)]
+        struct Meta {
+            code: u16,
+        }
+        // In this order, as FS (and serde_json's sorted maps) write it.
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            meta: Meta,
+            response: &'a Map<String, Value>,
+        }
+        let body = Body {
+            meta: Meta {
+                code: self.status.code,
+            },
+            response: &self.response,
+        };
+        serde_json::to_string(&body).expect("JSON values serialize")
     }
 }
 
