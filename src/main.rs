@@ -490,8 +490,34 @@ async fn serve() -> ExitCode {
     }
 }
 
-#[rocket::main]
-async fn main() -> ExitCode {
+/// See Cargo.toml: the server allocates on every request.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc's `mi_option_arena_eager_commit` (mimalloc.h, v2 and v3).
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+
+/// mimalloc commits its arenas eagerly on Linux by default: 44 MB peak RSS
+/// under the bench's load, against 27 MB with glibc's malloc; committed on
+/// demand, as here, it stays at 27 MB (bench/). The option is read when the
+/// first arena is mapped, at the first allocation, before `main`: so it is
+/// set by a static initializer, which the loader runs before Rust starts.
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array"]
+static MIMALLOC_OPTIONS: extern "C" fn() = {
+    extern "C" fn set() {
+        // SAFETY: sets a process-wide integer option; no other thread exists yet.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
+    }
+    set
+};
+
+fn main() -> ExitCode {
+    rocket::execute(run())
+}
+
+async fn run() -> ExitCode {
     let cli = Cli::parse();
     let figment = rocket::Config::figment();
     let json_logs = figment
