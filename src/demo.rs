@@ -13,6 +13,7 @@ use rocket::http::{ContentType, Status};
 use rocket::response::status::Custom;
 use rocket::serde::json::{json, Json, Value};
 use rocket::{get, post, routes, State};
+use rusqlite::OptionalExtension;
 
 use crate::core::Security;
 use crate::db::{with_pool, Db, DbError, DbTime};
@@ -140,16 +141,40 @@ async fn add_like(db: &Db, article_id: i64, user_id: i32) -> Result<(Like, bool)
     const EXISTING: &str = "SELECT id, article_id, user_id, created_at FROM gh_article_like
         WHERE article_id = $1 AND user_id = $2";
     let now = DbTime::now();
-    let inserted: Option<Like> = with_pool!(db, p => sqlx::query_as(INSERT)
-        .bind(article_id).bind(user_id).bind(now)
-        .fetch_optional(p).await)?;
+    let write = |c: &rusqlite::Connection| {
+        c.prepare_cached(INSERT)?
+            .query_row((article_id, user_id, now), like_row)
+            .optional()
+    };
+    let inserted: Option<Like> = match db.write_now(write) {
+        Some(inserted) => inserted,
+        None => with_pool!(db, p => sqlx::query_as(INSERT)
+            .bind(article_id).bind(user_id).bind(now)
+            .fetch_optional(p).await)?,
+    };
     if let Some(like) = inserted {
         return Ok((like, true));
+    }
+    let read = |c: &rusqlite::Connection| {
+        c.prepare_cached(EXISTING)?
+            .query_row((article_id, user_id), like_row)
+    };
+    if let Some(existing) = db.read_now(read) {
+        return Ok((existing, false));
     }
     let existing: Like = with_pool!(db, p => sqlx::query_as(EXISTING)
         .bind(article_id).bind(user_id)
         .fetch_one(p).await)?;
     Ok((existing, false))
+}
+
+fn like_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Like> {
+    Ok(Like {
+        id: r.get(0)?,
+        article_id: r.get(1)?,
+        user_id: r.get(2)?,
+        created_at: r.get(3)?,
+    })
 }
 
 /// One like of an article.
@@ -164,6 +189,11 @@ async fn one(db: &Db, article_id: i64, like_id: i64) -> Result<Option<Like>, DbE
 /// How many likes an article has.
 async fn count_likes(db: &Db, article_id: i64) -> Result<i64, DbError> {
     const SQL: &str = "SELECT COUNT(*) FROM gh_article_like WHERE article_id = $1";
+    let read =
+        |c: &rusqlite::Connection| c.prepare_cached(SQL)?.query_row([article_id], |r| r.get(0));
+    if let Some(n) = db.read_now(read) {
+        return Ok(n);
+    }
     let (n,): (i64,) =
         with_pool!(db, p => sqlx::query_as(SQL).bind(article_id).fetch_one(p).await)?;
     Ok(n)

@@ -3,7 +3,9 @@
 //! (`fs_refresh`), and personal access tokens. One SQL text per query for
 //! both engines.
 
-use super::{with_pool, with_reader, Db, DbError, DbTime, User};
+use rusqlite::OptionalExtension;
+
+use super::{with_pool, Db, DbError, DbTime, User};
 
 /// A device as the account page lists it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -147,8 +149,18 @@ impl Db {
                 d.last_used_at AS at
             FROM gh_device d JOIN "user" u ON u.id = d.user_id
             WHERE d.id = $1 AND u.fs_uniquifier = $2 AND d.expires_at > $3 AND u.active = $4"#;
-        let row: Option<UserAndTime> = with_reader!(self, e => sqlx::query_as(SQL)
-            .bind(device).bind(uid).bind(now).bind(true).fetch_optional(e).await)?;
+        let read = |c: &rusqlite::Connection| {
+            c.prepare_cached(SQL)?
+                .query_row((device, uid, now, true), |r| {
+                    Ok((User::from_reader(r)?, r.get(6)?))
+                })
+                .optional()
+        };
+        if let Some(found) = self.read_now(read) {
+            return Ok(found);
+        }
+        let row: Option<UserAndTime> = with_pool!(self, p => sqlx::query_as(SQL)
+            .bind(device).bind(uid).bind(now).bind(true).fetch_optional(p).await)?;
         Ok(row.map(|r| (r.user, r.at)))
     }
 
@@ -156,6 +168,13 @@ impl Db {
     pub async fn touch_device(&self, id: &str, now: i64) -> Result<(), DbError> {
         const SQL: &str =
             "UPDATE gh_device SET last_used_at = $2 WHERE id = $1 AND last_used_at < $2";
+        let write = |c: &rusqlite::Connection| {
+            c.prepare_cached(SQL)?
+                .execute(rusqlite::named_params! { "$1": id, "$2": now })
+        };
+        if self.write_now(write).is_some() {
+            return Ok(());
+        }
         with_pool!(self, p => sqlx::query(SQL).bind(id).bind(now).execute(p).await.map(|_| ()))?;
         Ok(())
     }
@@ -366,8 +385,26 @@ impl Db {
                 t.created_at, t.secret_hash, t.scope, t.expires_at, t.revoked_at, t.last_used_at
             FROM gh_pat t JOIN "user" u ON u.id = t.user_id
             WHERE t.id = $1 AND u.active = $2"#;
-        let row: Option<PatLookup> = with_reader!(self, e => sqlx::query_as(SQL)
-            .bind(id).bind(true).fetch_optional(e).await)?;
+        let read = |c: &rusqlite::Connection| {
+            c.prepare_cached(SQL)?
+                .query_row((id, true), |r| {
+                    Ok(PatFound {
+                        user: User::from_reader(r)?,
+                        created_at: r.get(6)?,
+                        secret_hash: r.get(7)?,
+                        scope: r.get(8)?,
+                        expires_at: r.get(9)?,
+                        revoked_at: r.get(10)?,
+                        last_used_at: r.get(11)?,
+                    })
+                })
+                .optional()
+        };
+        if let Some(found) = self.read_now(read) {
+            return Ok(found);
+        }
+        let row: Option<PatLookup> = with_pool!(self, p => sqlx::query_as(SQL)
+            .bind(id).bind(true).fetch_optional(p).await)?;
         Ok(row.map(|r| PatFound {
             user: r.user,
             created_at: r.created_at,

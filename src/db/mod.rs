@@ -29,49 +29,145 @@ use crate::metrics::{DbOutcome, Metrics, PoolState};
 pub struct Db {
     pool: Pool,
     timeout: Duration,
-    /// SQLite only: see [`Readers`].
-    readers: Option<std::sync::Arc<Readers>>,
+    /// SQLite only: see [`Direct`].
+    direct: Option<std::sync::Arc<Direct>>,
     /// Where call latencies are counted, once the server has attached it.
     metrics: Option<std::sync::Arc<Metrics>>,
 }
 
-/// SQLite only: a few connections kept outside the pool for the lookup that
-/// every authenticated request makes. sqlx's pool pings each connection it
-/// takes back (a round trip to the connection's worker thread), which for
-/// that lookup cost as much as the query itself (profiled, bench/RESULTS.md).
-/// In WAL mode a reader sees every committed write, so a revocation is
-/// visible to the very next lookup.
+/// SQLite only: a few connections outside sqlx, used on the request's own
+/// thread. sqlx's SQLite driver runs each query on its connection's worker
+/// thread, and the handoff there and back cost more than the query
+/// (profiled, bench/RESULTS.md). Readers serve the lookups that every
+/// authenticated request makes (an indexed read of a few microseconds);
+/// the writer serves short writes on hot paths (a session's or device's
+/// last use, the demo's likes).
+///
+/// In WAL mode a reader never waits for a writer and sees every committed
+/// write, so a revocation is visible to the very next lookup. Nothing here
+/// waits on the database: a call that cannot run at once (every reader in
+/// use, the database busy or locked, any error at all) returns `None`, and the caller
+/// asks the pool, within the time limit, and gets its answer or its error
+/// (a 503) as any query does. So this can make a call faster, never change
+/// its answer. A write that fails here rolled back (its own transaction), so
+/// the pool's retry does not apply it twice.
+///
+/// Rare waits remain on the request's thread: a page not in the OS cache is
+/// read from disk, and SQLite retries a WAL read that races a checkpoint a
+/// few times before it gives up.
+///
+/// The queries are the pool's SQL texts. rusqlite binds a tuple by position,
+/// and SQLite numbers `$N` parameters in the order they first appear: a
+/// query whose `$1`, `$2`, … do not appear in that order binds by name
+/// (`named_params!`).
 #[derive(Debug)]
-pub struct Readers {
-    conns: Vec<tokio::sync::Mutex<sqlx::SqliteConnection>>,
+pub struct Direct {
+    readers: Vec<std::sync::Mutex<rusqlite::Connection>>,
+    writer: std::sync::Mutex<rusqlite::Connection>,
+    /// Commits by `writer` since the last checkpoint (see [`Direct::write`]).
+    commits: std::sync::atomic::AtomicU32,
     next: std::sync::atomic::AtomicUsize,
     closed: std::sync::atomic::AtomicBool,
 }
 
-impl Readers {
-    async fn open(opts: &SqliteConnectOptions, n: usize) -> Result<Readers, sqlx::Error> {
-        use sqlx::ConnectOptions;
-        let mut conns = Vec::with_capacity(n);
-        for _ in 0..n {
-            conns.push(tokio::sync::Mutex::new(opts.connect().await?));
+/// The writer's commits between two WAL checkpoints: about SQLite's own
+/// 1000-page threshold for writes of a page or two.
+const CHECKPOINT_EVERY: u32 = 500;
+
+impl Direct {
+    fn open(path: &std::path::Path, readers: usize) -> Result<Direct, rusqlite::Error> {
+        use rusqlite::OpenFlags as F;
+        let open = || -> Result<rusqlite::Connection, rusqlite::Error> {
+            // Read-write without create: the pool made the file and put it in
+            // WAL mode; a reader may need to write the WAL index.
+            let conn = rusqlite::Connection::open_with_flags(
+                path,
+                F::SQLITE_OPEN_READ_WRITE | F::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            // Never wait on the request's thread: busy goes to the pool.
+            conn.busy_timeout(Duration::ZERO)?;
+            Ok(conn)
+        };
+        let mut conns = Vec::with_capacity(readers);
+        for _ in 0..readers {
+            let conn = open()?;
+            conn.pragma_update(None, "query_only", true)?;
+            // The lookups touch a few index pages; the OS caches the file.
+            // (SQLite's default, 2 MB a connection, is a tenth of gatehouse's
+            // memory for five connections.)
+            conn.pragma_update(None, "cache_size", -256)?;
+            conns.push(std::sync::Mutex::new(conn));
         }
-        Ok(Readers {
-            conns,
+        let writer = open()?;
+        // As the pool's connections: no fsync on commit (WAL), foreign keys
+        // enforced. No checkpoint on the request's thread: the writer asks
+        // the pool for one every CHECKPOINT_EVERY commits.
+        writer.pragma_update(None, "synchronous", "NORMAL")?;
+        writer.pragma_update(None, "foreign_keys", true)?;
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        writer.pragma_update(None, "cache_size", -512)?;
+        Ok(Direct {
+            readers: conns,
+            writer: std::sync::Mutex::new(writer),
+            commits: std::sync::atomic::AtomicU32::new(0),
             next: std::sync::atomic::AtomicUsize::new(0),
             closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
-    /// A reader connection, round robin; an error once the Db is closed.
-    pub(crate) async fn get(
+    fn run<T>(
+        conn: &rusqlite::Connection,
+        call: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Option<T> {
+        match call(conn) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::debug!(error = %e, "direct call failed; the pool answers");
+                None
+            }
+        }
+    }
+
+    /// Runs `read` on a free reader now.
+    fn read<T>(
         &self,
-    ) -> Result<tokio::sync::MutexGuard<'_, sqlx::SqliteConnection>, sqlx::Error> {
+        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Option<T> {
         use std::sync::atomic::Ordering;
         if self.closed.load(Ordering::Acquire) {
-            return Err(sqlx::Error::PoolClosed);
+            return None;
         }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
-        Ok(self.conns[i].lock().await)
+        let n = self.readers.len();
+        let first = self.next.fetch_add(1, Ordering::Relaxed);
+        let conn = (0..n).find_map(|i| self.readers[(first + i) % n].try_lock().ok())?;
+        Self::run(&conn, read)
+    }
+
+    /// Runs the one-statement `write` on the writer; true in the second
+    /// place when a checkpoint is due.
+    fn write<T>(
+        &self,
+        write: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Option<(T, bool)> {
+        use std::sync::atomic::Ordering;
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        let conn = self.writer.try_lock().ok()?;
+        // In a transaction of its own: whatever fails before the commit
+        // succeeded (the statement, reading what it returned, the commit)
+        // leaves nothing written, so the pool's retry cannot apply it twice.
+        // (In autocommit, `INSERT … RETURNING` commits when the statement is
+        // reset, after its rows were read, and a failed commit goes unseen.)
+        let done = Self::run(&conn, |c| {
+            let tx = c.unchecked_transaction()?;
+            let done = write(&tx)?;
+            tx.commit()?;
+            Ok(done)
+        })?;
+        let commits = self.commits.fetch_add(1, Ordering::Relaxed) + 1;
+        let due = commits.is_multiple_of(CHECKPOINT_EVERY);
+        Some((done, due))
     }
 }
 
@@ -97,26 +193,6 @@ macro_rules! with_pool {
     }};
 }
 pub(crate) use with_pool;
-
-/// Like [`with_pool!`] for the per-request lookups: on SQLite `$exec` is one
-/// of the dedicated [`Readers`], elsewhere the pool.
-macro_rules! with_reader {
-    ($db:expr, $exec:ident => $body:expr) => {{
-        let db: &$crate::db::Db = $db;
-        match db.readers() {
-            Some(readers) => {
-                db.bounded(async {
-                    let mut conn = readers.get().await?;
-                    let $exec = &mut *conn;
-                    $body
-                })
-                .await
-            }
-            None => $crate::db::with_pool!(db, $exec => $body),
-        }
-    }};
-}
-pub(crate) use with_reader;
 
 /// A database failure as the rest of the app sees it, graded by what the
 /// caller can do about it.
@@ -237,9 +313,59 @@ impl Db {
         &self.pool
     }
 
-    /// The SQLite readers, when this is SQLite.
-    pub(crate) fn readers(&self) -> Option<&Readers> {
-        self.readers.as_deref()
+    /// Runs a per-request lookup on a SQLite [`Direct`] reader, at once:
+    /// `None` when this is not SQLite or no reader can answer now, and the
+    /// caller asks the pool.
+    pub(crate) fn read_now<T>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Option<T> {
+        let direct = self.direct.as_deref()?;
+        let start = std::time::Instant::now();
+        let found = direct.read(read)?;
+        self.count_direct(start);
+        Some(found)
+    }
+
+    /// Runs a write of one statement on the SQLite [`Direct`] writer, at
+    /// once: `None` when this is not SQLite or the writer cannot run it now
+    /// (nothing was written), and the caller asks the pool.
+    pub(crate) fn write_now<T>(
+        &self,
+        write: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Option<T> {
+        let direct = self.direct.as_deref()?;
+        let start = std::time::Instant::now();
+        let (done, checkpoint) = direct.write(write)?;
+        self.count_direct(start);
+        if checkpoint {
+            self.checkpoint_later();
+        }
+        Some(done)
+    }
+
+    fn count_direct(&self, start: std::time::Instant) {
+        if let Some(m) = &self.metrics {
+            m.db_call(DbOutcome::Ok, start.elapsed().as_secs_f64());
+        }
+    }
+
+    /// Moves the WAL's pages into the database file, off the request's
+    /// thread (the pool's connections run it; it may wait on the disk).
+    fn checkpoint_later(&self) {
+        let (Pool::Sqlite(pool), Ok(rt)) = (&self.pool, tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let pool = pool.clone();
+        rt.spawn(async move {
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::debug!(error = %e, "checkpoint failed; the next one retries");
+            }
+        });
     }
 
     /// Runs one database call within the time limit. A call that cannot get
@@ -296,11 +422,35 @@ impl Db {
             let pool = pool_options(cfg, acquire, idle)
                 .connect_with(opts.clone())
                 .await?;
-            let readers = Readers::open(&opts, 4).await?;
+            // The file the pool really opened: none for an in-memory
+            // database, which is the pool's own. Read-only, immutable or
+            // custom-VFS URLs keep to the pool too.
+            let (file,): (String,) =
+                sqlx::query_as("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                    .fetch_one(&pool)
+                    .await?;
+            let query = cfg.url.split_once('?').map_or("", |(_, q)| q);
+            let special = query.split('&').any(|kv| {
+                matches!(kv, "mode=ro" | "mode=memory")
+                    || kv.starts_with("immutable=")
+                    || kv.starts_with("vfs=")
+            });
+            let direct = if file.is_empty() || special {
+                None
+            } else {
+                let file = std::path::Path::new(&file);
+                // A reader for each thread that may ask at once (Rocket's
+                // workers, one a core by default).
+                let readers =
+                    std::thread::available_parallelism().map_or(4, |n| n.get().clamp(2, 16));
+                let direct = Direct::open(file, readers)
+                    .map_err(|e| sqlx::Error::Configuration(Box::new(e)))?;
+                Some(std::sync::Arc::new(direct))
+            };
             Ok(Db {
                 pool: Pool::Sqlite(pool),
                 timeout: acquire,
-                readers: Some(std::sync::Arc::new(readers)),
+                direct,
                 metrics: None,
             })
         } else if cfg.url.starts_with("postgres:") || cfg.url.starts_with("postgresql:") {
@@ -314,7 +464,7 @@ impl Db {
             Ok(Db {
                 pool: Pool::Postgres(pool),
                 timeout: acquire,
-                readers: None,
+                direct: None,
                 metrics: None,
             })
         } else {
@@ -345,8 +495,8 @@ impl Db {
 
     /// Closes every connection (at shutdown).
     pub async fn close(&self) {
-        if let Some(r) = &self.readers {
-            r.closed.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(d) = &self.direct {
+            d.closed.store(true, std::sync::atomic::Ordering::Release);
         }
         match &self.pool {
             Pool::Sqlite(p) => p.close().await,
@@ -360,6 +510,148 @@ impl Db {
             Pool::Sqlite(_) => "sqlite",
             Pool::Postgres(_) => "postgres",
         }
+    }
+}
+
+#[cfg(test)]
+mod direct_tests {
+    use super::{Db, DbError};
+    use crate::config::DatabaseConfig;
+    use rusqlite::OptionalExtension;
+    use std::time::{Duration, Instant};
+
+    async fn sqlite(dir: &tempfile::TempDir) -> Db {
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let cfg: DatabaseConfig =
+            serde_json::from_value(serde_json::json!({ "url": url, "timeout_ms": 300 })).unwrap();
+        let db = Db::connect(&cfg).await.unwrap();
+        super::with_pool!(&db, p => sqlx::query("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+            .execute(p).await.map(|_| ()))
+        .unwrap();
+        db
+    }
+
+    fn read(db: &Db, k: i64) -> Option<Option<String>> {
+        db.read_now(|c| {
+            c.prepare_cached("SELECT v FROM t WHERE k = $1")?
+                .query_row([k], |r| r.get(0))
+                .optional()
+        })
+    }
+
+    async fn pool_write(db: &Db, sql: &'static str) -> Result<(), DbError> {
+        Ok(super::with_pool!(db, p => sqlx::query(sql).execute(p).await.map(|_| ()))?)
+    }
+
+    /// The property revocation rests on: a direct read sees every write the
+    /// pool committed before it, at once (no snapshot kept between reads).
+    #[tokio::test]
+    async fn direct_reads_see_each_commit_and_direct_writes_reach_the_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite(&dir).await;
+        assert_eq!(read(&db, 1), Some(None), "the direct path answers");
+        pool_write(&db, "INSERT INTO t (k, v) VALUES (1, 'a')")
+            .await
+            .unwrap();
+        assert_eq!(read(&db, 1), Some(Some("a".into())));
+        pool_write(&db, "UPDATE t SET v = 'b' WHERE k = 1")
+            .await
+            .unwrap();
+        assert_eq!(read(&db, 1), Some(Some("b".into())), "no stale snapshot");
+        pool_write(&db, "DELETE FROM t WHERE k = 1").await.unwrap();
+        assert_eq!(read(&db, 1), Some(None));
+
+        let wrote = db.write_now(|c| c.execute("INSERT INTO t (k, v) VALUES (2, 'w')", []));
+        assert_eq!(wrote, Some(1));
+        let (v,): (String,) =
+            super::with_pool!(&db, p => sqlx::query_as("SELECT v FROM t WHERE k = 2")
+            .fetch_one(p).await)
+            .unwrap();
+        assert_eq!(v, "w");
+        // Direct connections may only read, except the writer.
+        assert_eq!(
+            db.read_now(|c| c.execute("INSERT INTO t (k, v) VALUES (3, 'x')", [])),
+            None
+        );
+    }
+
+    /// A locked database is not waited for on the request's thread: the
+    /// direct call gives up at once, writes nothing, and the caller's pool
+    /// call waits within the time limit.
+    #[tokio::test]
+    async fn a_locked_database_is_left_to_the_pool_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite(&dir).await;
+        let super::Pool::Sqlite(pool) = db.pool() else {
+            unreachable!()
+        };
+        let mut holder = pool.acquire().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        let start = Instant::now();
+        let wrote = db.write_now(|c| c.execute("INSERT INTO t (k, v) VALUES (1, 'x')", []));
+        assert_eq!(wrote, None);
+        // Not even the pool's time limit (300 ms): no wait at all.
+        assert!(
+            start.elapsed() < Duration::from_millis(250),
+            "{:?}",
+            start.elapsed()
+        );
+        // Readers are not blocked by a writer (WAL).
+        assert_eq!(read(&db, 1), Some(None));
+        // The pool's own attempt waits out the time limit: a 503.
+        let err = pool_write(&db, "INSERT INTO t (k, v) VALUES (1, 'y')")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DbError::Unavailable(_)), "{err:?}");
+        sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
+        drop(holder);
+        assert_eq!(read(&db, 1), Some(None), "the refused write left nothing");
+        assert_eq!(
+            db.write_now(|c| c.execute("INSERT INTO t (k, v) VALUES (1, 'z')", [])),
+            Some(1)
+        );
+    }
+
+    /// A direct write that fails after its statement ran leaves nothing, so
+    /// the caller's retry on the pool cannot write twice.
+    #[tokio::test]
+    async fn a_failed_direct_write_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite(&dir).await;
+        let wrote: Option<()> = db.write_now(|c| {
+            c.execute("INSERT INTO t (k, v) VALUES (1, 'x')", [])?;
+            Err(rusqlite::Error::InvalidQuery)
+        });
+        assert_eq!(wrote, None);
+        assert_eq!(read(&db, 1), Some(None));
+    }
+
+    /// An in-memory database is the pool's alone: direct connections would
+    /// open another database.
+    #[tokio::test]
+    async fn an_in_memory_database_has_no_direct_path() {
+        for url in ["sqlite::memory:", "sqlite://x.db?mode=memory"] {
+            let cfg: DatabaseConfig =
+                serde_json::from_value(serde_json::json!({ "url": url })).unwrap();
+            let db = Db::connect(&cfg).await.unwrap();
+            assert_eq!(
+                db.read_now(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))),
+                None,
+                "{url}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_closed_db_has_no_direct_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite(&dir).await;
+        db.close().await;
+        assert_eq!(read(&db, 1), None);
+        assert_eq!(db.write_now(|c| c.execute("DELETE FROM t", [])), None);
     }
 }
 

@@ -1,6 +1,8 @@
 //! Every query gatehouse runs. Each is one SQL text valid on both engines.
 
-use super::{with_pool, with_reader, Db, DbError, DbTime};
+use rusqlite::OptionalExtension;
+
+use super::{with_pool, Db, DbError, DbTime};
 use crate::config::ThrottleRule;
 
 /// A row of FS's `user` table, as much of it as authentication needs.
@@ -21,6 +23,21 @@ pub struct User {
 }
 
 const USER_COLUMNS: &str = "id, email, password, active, fs_uniquifier, tf_primary_method";
+
+impl User {
+    /// The user of a [`Db::read_now`] row whose first columns are
+    /// [`USER_COLUMNS`].
+    pub(crate) fn from_reader(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+        Ok(User {
+            id: row.get(0)?,
+            email: row.get(1)?,
+            password: row.get(2)?,
+            active: row.get(3)?,
+            fs_uniquifier: row.get(4)?,
+            tf_primary_method: row.get(5)?,
+        })
+    }
+}
 
 /// A user with the time their session was last used.
 #[derive(sqlx::FromRow)]
@@ -178,7 +195,15 @@ impl Db {
     pub async fn user_by_uniquifier(&self, uid: &str) -> Result<Option<User>, DbError> {
         const SQL: &str = r#"SELECT id, email, password, active, fs_uniquifier, tf_primary_method
             FROM "user" WHERE fs_uniquifier = $1"#;
-        Ok(with_reader!(self, e => sqlx::query_as(SQL).bind(uid).fetch_optional(e).await)?)
+        let read = |c: &rusqlite::Connection| {
+            c.prepare_cached(SQL)?
+                .query_row([uid], User::from_reader)
+                .optional()
+        };
+        if let Some(found) = self.read_now(read) {
+            return Ok(found);
+        }
+        Ok(with_pool!(self, p => sqlx::query_as(SQL).bind(uid).fetch_optional(p).await)?)
     }
 
     /// Creates an active user with the given roles, in one transaction.
@@ -323,6 +348,21 @@ impl Db {
         const SQL: &str = r#"SELECT r.id, r.name, r.description, r.permissions
             FROM role r JOIN roles_users ru ON ru.role_id = r.id
             WHERE ru.user_id = $1 ORDER BY r.name"#;
+        let read = |c: &rusqlite::Connection| {
+            c.prepare_cached(SQL)?
+                .query_map([user_id], |r| {
+                    Ok(Role {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        description: r.get(2)?,
+                        permissions: r.get(3)?,
+                    })
+                })?
+                .collect()
+        };
+        if let Some(found) = self.read_now(read) {
+            return Ok(found);
+        }
         Ok(with_pool!(self, p => sqlx::query_as(SQL).bind(user_id).fetch_all(p).await)?)
     }
 
@@ -441,15 +481,32 @@ impl Db {
             FROM gh_session s JOIN "user" u ON u.id = s.user_id
             WHERE s.id_hash = $1 AND u.fs_uniquifier = $2 AND s.expires_at > $3 AND u.active = $4
               AND COALESCE(s.last_seen_at, s.created_at) > $5"#;
-        let row: Option<SessionRow> = with_reader!(self, e => sqlx::query_as(SQL)
+        let read = |c: &rusqlite::Connection| {
+            c.prepare_cached(SQL)?
+                .query_row((id_hash, uid, now, true, idle_since), |r| {
+                    Ok((User::from_reader(r)?, r.get(6)?))
+                })
+                .optional()
+        };
+        if let Some(found) = self.read_now(read) {
+            return Ok(found);
+        }
+        let row: Option<SessionRow> = with_pool!(self, p => sqlx::query_as(SQL)
             .bind(id_hash).bind(uid).bind(now).bind(true).bind(idle_since)
-            .fetch_optional(e).await)?;
+            .fetch_optional(p).await)?;
         Ok(row.map(|r| (r.user, r.last_seen)))
     }
 
     /// Records that a session was used at `now` (for the inactivity limit).
     pub async fn touch_session(&self, id_hash: &str, now: i64) -> Result<(), DbError> {
         const SQL: &str = "UPDATE gh_session SET last_seen_at = $2 WHERE id_hash = $1";
+        let write = |c: &rusqlite::Connection| {
+            c.prepare_cached(SQL)?
+                .execute(rusqlite::named_params! { "$1": id_hash, "$2": now })
+        };
+        if self.write_now(write).is_some() {
+            return Ok(());
+        }
         with_pool!(self, p => sqlx::query(SQL).bind(id_hash).bind(now).execute(p).await.map(|_| ()))?;
         Ok(())
     }

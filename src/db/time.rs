@@ -87,6 +87,19 @@ impl<'q> Encode<'q, Sqlite> for DbTime {
     }
 }
 
+/// The same text form for the direct SQLite connections (`Db::read_now`).
+impl rusqlite::ToSql for DbTime {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::from(self.to_fs_string()))
+    }
+}
+
+impl rusqlite::types::FromSql for DbTime {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        DbTime::parse(value.as_str()?).ok_or(rusqlite::types::FromSqlError::InvalidType)
+    }
+}
+
 impl<'r> Decode<'r, Sqlite> for DbTime {
     fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
         let s = <&str as Decode<'r, Sqlite>>::decode(value)?;

@@ -258,6 +258,14 @@ async fn devices_are_listed_and_signed_out_one_by_one() {
     app.clock.advance(Duration::from_secs(120));
     let r = laptop.send(accept_json(app.client.get("/api/me"))).await;
     assert_eq!(r.status, Status::Ok);
+    // So does a token's (at most once a minute too).
+    let r = app
+        .client
+        .get("/api/test")
+        .header(Header::new("Authentication-Token", phone_token.clone()))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Ok);
     let r = laptop.send(accept_json(app.client.get("/sessions"))).await;
     assert_eq!(r.status, Status::Ok, "{}", r.body);
     let list = r.json()["response"]["sessions"].as_array().unwrap().clone();
@@ -273,10 +281,12 @@ async fn devices_are_listed_and_signed_out_one_by_one() {
         seen >= created + 120,
         "last seen {seen}, signed in {created}"
     );
-    let phone_id = list.iter().find(|d| d["current"] == false).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other = list.iter().find(|d| d["current"] == false).unwrap();
+    assert!(
+        other["last_used_at"].as_i64().unwrap() >= other["created_at"].as_i64().unwrap() + 120,
+        "the phone's last use: {other}"
+    );
+    let phone_id = other["id"].as_str().unwrap().to_owned();
     // The token of a device knows it is that device.
     let r = send(accept_json(token_header(
         app.client.get("/sessions"),
