@@ -2,7 +2,8 @@
 # Instructions per request, counted by valgrind's callgrind: repeatable on a
 # noisy machine (unlike seconds), so a change that adds work to the hot path
 # shows as a number. The release server runs under callgrind with
-# instrumentation off; for each scenario one keep-alive client sends WARM
+# instrumentation off; for each scenario (the no-auth, token, 401 and session
+# GETs of bench/run.sh, and a new like by token) one keep-alive client sends WARM
 # requests, then N counted ones (instrumentation on only for those), and the
 # server's instructions are divided by N. Writes bench/callgrind-sqlite.md.
 #
@@ -28,7 +29,13 @@ fi
 
 WORK=$(mktemp -d)
 SERVER_PID=""
-cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
+# KEEP=dir: keep the callgrind dumps there, one a scenario, for
+# callgrind_annotate (--inclusive=yes tells where a request's instructions go).
+cleanup() {
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; wait 2>/dev/null
+  [ -n "${KEEP:-}" ] && mkdir -p "$KEEP" && cp "$WORK"/cg.out* "$KEEP"/ 2>/dev/null
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -62,11 +69,15 @@ token = body["response"]["user"]["authentication_token"]
 cookie = "; ".join(h.split(";")[0] for k, h in r.getheaders() if k.lower() == "set-cookie"
                    and h.startswith("session="))
 
+likes = iter(range(1, 10**9))
 scenarios = [
-    ("no-auth route `GET /api/public`", "/api/public", {}, 200),
-    ("valid token `GET /api/test`", "/api/test", {"Authentication-Token": token}, 200),
-    ("no token `GET /api/test` (401)", "/api/test", {"Accept": "application/json"}, 401),
-    ("session cookie `GET /api/me`", "/api/me", {"Cookie": cookie, "Accept": "application/json"}, 200),
+    ("no-auth route `GET /api/public`", "GET", lambda: "/api/public", {}, 200),
+    ("valid token `GET /api/test`", "GET", lambda: "/api/test", {"Authentication-Token": token}, 200),
+    ("no token `GET /api/test` (401)", "GET", lambda: "/api/test", {"Accept": "application/json"}, 401),
+    ("session cookie `GET /api/me`", "GET", lambda: "/api/me", {"Cookie": cookie, "Accept": "application/json"}, 200),
+    ("a new like by token `POST /api/articles/<n>/likes`", "POST",
+     lambda: f"/api/articles/{next(likes)}/likes",
+     {"Authentication-Token": token, "Accept": "application/json"}, 201),
 ]
 
 def ctl(*args):
@@ -82,16 +93,16 @@ def totals():
     return sum(found)
 
 rows = []
-for name, path, headers, want in scenarios:
+for name, method, path, headers, want in scenarios:
     c = conn()
     for _ in range(warm):
-        c.request("GET", path, headers=headers); r = c.getresponse(); r.read()
+        c.request(method, path(), headers=headers); r = c.getresponse(); r.read()
         assert r.status == want, (name, r.status)
     ctl("-z")
     ctl("-i", "on")
     t0 = time.time()
     for _ in range(n):
-        c.request("GET", path, headers=headers); r = c.getresponse(); r.read()
+        c.request(method, path(), headers=headers); r = c.getresponse(); r.read()
         assert r.status == want, (name, r.status)
     took = time.time() - t0
     ctl("-i", "off")
