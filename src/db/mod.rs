@@ -143,7 +143,7 @@ impl Direct {
         Self::run(&conn, read)
     }
 
-    /// Runs the one-statement `write` on the writer; true in the second
+    /// Runs `write` on the writer, in a transaction; true in the second
     /// place when a checkpoint is due.
     fn write<T>(
         &self,
@@ -327,9 +327,9 @@ impl Db {
         Some(found)
     }
 
-    /// Runs a write of one statement on the SQLite [`Direct`] writer, at
-    /// once: `None` when this is not SQLite or the writer cannot run it now
-    /// (nothing was written), and the caller asks the pool.
+    /// Runs a short write on the SQLite [`Direct`] writer, in a transaction
+    /// of its own, at once: `None` when this is not SQLite or the writer
+    /// cannot run it now (nothing was written), and the caller asks the pool.
     pub(crate) fn write_now<T>(
         &self,
         write: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
