@@ -38,7 +38,7 @@ pub struct Db {
 /// SQLite only: a few connections outside sqlx, used on the request's own
 /// thread. sqlx's SQLite driver runs each query on its connection's worker
 /// thread, and the handoff there and back cost more than the query
-/// (profiled, bench/RESULTS.md). Readers serve the lookups that every
+/// (profiled, bench/PROFILE.md). Readers serve the lookups that every
 /// authenticated request makes (an indexed read of a few microseconds);
 /// the writer serves short writes on hot paths (a session's or device's
 /// last use, the demo's likes).

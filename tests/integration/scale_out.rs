@@ -4,9 +4,54 @@
 //! request.
 
 use crate::common::*;
-use crate::process::{env, Server};
+use crate::process::{env, HttpResp, Server};
 
 const ROUNDS: usize = 1000;
+
+/// Signs `email` in on `server` with a token: the response, the token and
+/// the session cookie.
+fn sign_in(server: &Server, email: &str, round: usize) -> (HttpResp, String, String) {
+    let body = format!(r#"{{"email":"{email}","password":"password1"}}"#);
+    let login = server
+        .request(
+            "POST",
+            "/login?include_auth_token",
+            &[("Content-Type", "application/json")],
+            &body,
+        )
+        .unwrap();
+    assert_eq!(login.status, 200, "round {round}: {}", login.body);
+    let token = login.json()["response"]["user"]["authentication_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cookie = login.cookie_pair("session").unwrap();
+    (login, token, cookie)
+}
+
+/// How many of a revoked token and session `server` still accepts (0, 1 or
+/// 2); anything but 200 or 401 fails the test.
+fn stale_acceptances(server: &Server, token: &str, cookie: &str, round: usize) -> usize {
+    let t = server
+        .request("GET", "/api/test", &[("Authentication-Token", token)], "")
+        .unwrap();
+    let c = server
+        .request(
+            "GET",
+            "/api/me",
+            &[("Cookie", cookie), ("Accept", "application/json")],
+            "",
+        )
+        .unwrap();
+    [&t, &c]
+        .iter()
+        .filter(|r| match r.status {
+            401 => false,
+            200 => true,
+            other => panic!("round {round}: unexpected {other}: {}", r.body),
+        })
+        .count()
+}
 
 #[test]
 fn revocation_on_one_instance_is_immediate_on_the_other() {
@@ -24,20 +69,7 @@ fn revocation_on_one_instance_is_immediate_on_the_other() {
 
     let mut stale = 0;
     for round in 0..ROUNDS {
-        let login = a
-            .request(
-                "POST",
-                "/login?include_auth_token",
-                &json,
-                r#"{"email":"multi@example.com","password":"password1"}"#,
-            )
-            .unwrap();
-        assert_eq!(login.status, 200, "round {round}: {}", login.body);
-        let token = login.json()["response"]["user"]["authentication_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let cookie = login.cookie_pair("session").unwrap();
+        let (login, token, cookie) = sign_in(&a, "multi@example.com", round);
         let xsrf = login.cookie_pair("XSRF-TOKEN").unwrap();
         let xsrf_value = xsrf.split_once('=').unwrap().1.to_owned();
 
@@ -76,24 +108,7 @@ fn revocation_on_one_instance_is_immediate_on_the_other() {
             )
             .unwrap();
         assert_eq!(out.status, 200, "round {round}: {}", out.body);
-        let t = b
-            .request("GET", "/api/test", &[("Authentication-Token", &token)], "")
-            .unwrap();
-        let c = b
-            .request(
-                "GET",
-                "/api/me",
-                &[("Cookie", &cookie), ("Accept", "application/json")],
-                "",
-            )
-            .unwrap();
-        for r in [&t, &c] {
-            match r.status {
-                401 => {}
-                200 => stale += 1,
-                other => panic!("round {round}: unexpected {other}: {}", r.body),
-            }
-        }
+        stale += stale_acceptances(&b, &token, &cookie, round);
     }
     assert_eq!(stale, 0, "stale acceptances in {ROUNDS} rounds");
 }
@@ -121,20 +136,7 @@ fn a_device_signed_out_on_one_instance_stops_at_once_on_the_other() {
         .to_owned();
     let mut stale = 0;
     for round in 0..DEVICE_ROUNDS {
-        let login = a
-            .request(
-                "POST",
-                "/login?include_auth_token",
-                &json,
-                r#"{"email":"devices@example.com","password":"password1"}"#,
-            )
-            .unwrap();
-        assert_eq!(login.status, 200, "round {round}: {}", login.body);
-        let token = login.json()["response"]["user"]["authentication_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let cookie = login.cookie_pair("session").unwrap();
+        let (_, token, cookie) = sign_in(&a, "devices@example.com", round);
         let auth = [
             ("Authentication-Token", token.as_str()),
             ("Accept", "application/json"),
@@ -159,24 +161,7 @@ fn a_device_signed_out_on_one_instance_stops_at_once_on_the_other() {
             .request("DELETE", &format!("/sessions/{id}"), &keep, "")
             .unwrap();
         assert_eq!(out.status, 200, "round {round}: {}", out.body);
-        let t = a
-            .request("GET", "/api/test", &[("Authentication-Token", &token)], "")
-            .unwrap();
-        let c = a
-            .request(
-                "GET",
-                "/api/me",
-                &[("Cookie", &cookie), ("Accept", "application/json")],
-                "",
-            )
-            .unwrap();
-        for r in [&t, &c] {
-            match r.status {
-                401 => {}
-                200 => stale += 1,
-                other => panic!("round {round}: unexpected {other}: {}", r.body),
-            }
-        }
+        stale += stale_acceptances(&a, &token, &cookie, round);
         let k = a
             .request("GET", "/api/test", &[("Authentication-Token", &keeper)], "")
             .unwrap();
